@@ -1,0 +1,27 @@
+/*
+ * vault_common.h
+ *    Small pure-C helpers shared by the extension (src/), the development
+ *    Vault server (vault/devserver/) and the app (app/).  No PostgreSQL,
+ *    curl or jansson dependencies: each program links this file as is.
+ */
+#ifndef VAULT_COMMON_H
+#define VAULT_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Standard padded base64 (RFC 4648, Go's StdEncoding, what Vault uses). */
+size_t		vc_b64_encoded_len(size_t srclen);		/* without the NUL */
+size_t		vc_b64_decoded_maxlen(size_t srclen);
+/* Writes vc_b64_encoded_len(srclen) chars plus a NUL; returns the length. */
+size_t		vc_b64_encode(const unsigned char *src, size_t srclen, char *dst);
+/* Returns the decoded length, or -1 when src is not valid padded base64. */
+long		vc_b64_decode(const char *src, size_t srclen, unsigned char *dst);
+
+/* Lower-case hex; dst must hold 2*len+1 bytes. */
+void		vc_hex_encode(const unsigned char *src, size_t len, char *dst);
+
+/* Constant-time comparison of two NUL-terminated strings. */
+bool		vc_ct_streq(const char *a, const char *b);
+
+#endif							/* VAULT_COMMON_H */
