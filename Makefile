@@ -43,6 +43,16 @@ $(DEVSERVER): $(DEVSERVER_SRCS) $(DEVSERVER_HDRS)
 	$(PROG_CC) $(PROG_CFLAGS) $(PROG_WARN) $(PROG_INCLUDE) -o $@ $(DEVSERVER_SRCS) \
 		-lmicrohttpd -ljansson -lcrypto -lssl -lpq -lpthread
 
+APP      = app/pg-vault-app
+APP_SRCS = $(wildcard app/*.c) $(COMMON_SRCS)
+APP_HDRS = $(wildcard app/*.h src/common/*.h)
+
+all: $(APP)
+
+$(APP): $(APP_SRCS) $(APP_HDRS)
+	$(PROG_CC) $(PROG_CFLAGS) $(PROG_WARN) $(PROG_INCLUDE) -o $@ $(APP_SRCS) \
+		-lmicrohttpd -lpq -ljansson -lcurl -lcrypto -lpthread
+
 .PHONY: test demo deps bench
 deps:
 	@bash test/lib/deps.sh
@@ -58,3 +68,94 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash bench/run
+
+# ==== operations: everyday targets after the reference design ==========
+# `make help` lists every target.  The scripts are in test/ci/; container
+# files in docker/, CI workflows in .github/workflows/ (each job runs one
+# of these targets, so a job can be rerun here).
+CI_DIR             = test/ci
+FORMAT_DIRS        = src src/common app vault/devserver
+FORMAT_FILES       = $(wildcard $(addsuffix /*.c,$(FORMAT_DIRS)) $(addsuffix /*.h,$(FORMAT_DIRS)))
+COVERAGE_FLOOR    ?= 60
+COVERAGE_FLOOR_EXT ?= 75
+IMAGE_PREFIX      ?= pg-vault
+IMAGE_TAG         ?= dev
+CI_LOCAL_STEPS     = lint security-scan static-checks test
+
+.PHONY: help setup build start stop status health logs vault-secrets \
+	vault-read-db vault-read-api format lint security-scan static-checks \
+	test-coverage test-sanitize test-valgrind images image-scan ci-local
+
+help: ## list every target, one line each
+	@echo "pg_vault: make TARGET [PG_CONFIG=/path/to/pg_config]"
+	@bash $(CI_DIR)/help.sh
+
+setup: deps build ## install missing Debian packages, then build everything
+
+build: ## build the extension, the development Vault server and the app
+	@$(MAKE) --no-print-directory all
+
+start: ## run the demo stack (make demo) in the background; pid and log in .demo/
+	@bash $(CI_DIR)/ops.sh start
+
+stop: ## stop the demo stack that make start started, by its pid
+	@bash $(CI_DIR)/ops.sh stop
+
+status: ## whether the demo stack runs, and where
+	@bash $(CI_DIR)/ops.sh status
+
+health: ## Vault's and the app's health endpoints, from .demo/env
+	@bash $(CI_DIR)/ops.sh health
+
+logs: ## the demo's logs (FOLLOW=1 follows them, LOG_LINES=N lines)
+	@bash $(CI_DIR)/ops.sh logs
+
+vault-secrets: ## every KV v2 secret path under secret/
+	@bash $(CI_DIR)/ops.sh kv list
+
+vault-read-db: ## secret/app/database, password masked
+	@bash $(CI_DIR)/ops.sh kv read app/database
+
+vault-read-api: ## secret/app/api, key masked
+	@bash $(CI_DIR)/ops.sh kv read app/api
+
+format: ## clang-format our C in place (.clang-format: PostgreSQL layout)
+	clang-format -i --style=file $(FORMAT_FILES)
+
+lint: ## cppcheck and clang-tidy; fails on a finding test/ci/lint.supp does not list
+	@PG_CONFIG=$(PG_CONFIG) bash $(CI_DIR)/lint.sh
+
+security-scan: ## hardened compile with GCC's security warnings; secrets in the tree and git history
+	@PG_CONFIG=$(PG_CONFIG) bash $(CI_DIR)/security-scan.sh
+
+static-checks: ## Dockerfiles, compose file, workflows, META.json; lint and security-scan can fail
+	@PG_CONFIG=$(PG_CONFIG) bash test/static_checks.sh
+
+test-coverage: deps ## make test built with gcov (in a copy of the tree); lcov summary and floor
+	@PG_CONFIG=$(PG_CONFIG) COVERAGE_FLOOR=$(COVERAGE_FLOOR) \
+		COVERAGE_FLOOR_EXT=$(COVERAGE_FLOOR_EXT) bash $(CI_DIR)/coverage.sh
+
+test-sanitize: deps ## make test with ASan+UBSan programs and a UBSan extension (in a copy)
+	@PG_CONFIG=$(PG_CONFIG) bash $(CI_DIR)/instrumented.sh sanitize
+
+test-valgrind: deps ## make test with the development Vault server under valgrind (in a copy)
+	@PG_CONFIG=$(PG_CONFIG) bash $(CI_DIR)/instrumented.sh valgrind
+
+images: ## docker build docker/Dockerfile.postgres and docker/Dockerfile.app (needs a Docker engine)
+	docker build -f docker/Dockerfile.postgres -t $(IMAGE_PREFIX)/postgres:$(IMAGE_TAG) .
+	docker build -f docker/Dockerfile.app -t $(IMAGE_PREFIX)/app:$(IMAGE_TAG) .
+	docker build -f docker/Dockerfile.app --target bootstrap -t $(IMAGE_PREFIX)/bootstrap:$(IMAGE_TAG) .
+
+image-scan: ## trivy: HIGH and CRITICAL vulnerabilities in the images make images built
+	@command -v trivy >/dev/null || { echo "image-scan: trivy is not installed (CI installs it)"; exit 2; }
+	trivy image --exit-code 1 --severity HIGH,CRITICAL --ignore-unfixed $(IMAGE_PREFIX)/postgres:$(IMAGE_TAG)
+	trivy image --exit-code 1 --severity HIGH,CRITICAL --ignore-unfixed $(IMAGE_PREFIX)/app:$(IMAGE_TAG)
+
+ci-local: ## lint, security-scan, static-checks and make test in turn; fails if any failed
+	@failed=; for step in $(CI_LOCAL_STEPS); do \
+		echo "==== make $$step"; \
+		$(MAKE) --no-print-directory $$step || failed="$$failed $$step"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "ci-local: FAILED:$$failed"; exit 1; fi; \
+	echo "ci-local: all of $(CI_LOCAL_STEPS) passed"
+# ==== end of operations ================================================

@@ -49,7 +49,8 @@ usage(FILE *out)
 			"                           port 0 picks a free port)\n"
 			"  --port-file FILE         write the bound port to FILE once listening\n"
 			"  --root-token ID          the root token (default: random, printed)\n"
-			"  --root-token-file FILE   write the root token to FILE (mode 0600)\n"
+			"  --root-token-file FILE   read the root token from FILE when it exists,\n"
+			"                           else write a random one there (mode 0600)\n"
 			"  --unseal-key-file FILE   write the unseal key to FILE (mode 0600)\n"
 			"  --state FILE             persist state to FILE (mode 0600) and reload\n"
 			"                           it at start; default: memory only\n"
@@ -162,7 +163,8 @@ main(int argc, char **argv)
 			   *cert_file = NULL,
 			   *key_file = NULL;
 	char	   *cert = NULL,
-			   *key = NULL;
+			   *key = NULL,
+			   *file_token = NULL;
 	bool		dev_mounts = true;
 	bool		loaded;
 	struct sockaddr_in addr;
@@ -236,6 +238,13 @@ main(int argc, char **argv)
 		mount_or_die("transit/", "transit", NULL);
 		json_decref(v2);
 	}
+	/* an existing --root-token-file names the root token: no id in argv */
+	if (root_id == NULL && root_file && (file_token = read_file(root_file)) != NULL)
+	{
+		file_token[strcspn(file_token, "\r\n")] = '\0';
+		if (file_token[0] != '\0')
+			root_id = file_token;
+	}
 	root = root_id ? token_lookup(root_id) : NULL;
 	if (root == NULL)
 	{
@@ -245,7 +254,7 @@ main(int argc, char **argv)
 							0, 0, 0, 0, false, true);
 		json_decref(pol);
 	}
-	if (root_file)
+	if (root_file && file_token == NULL)
 		write_secret_file(root_file, root->id);
 	if (unseal_file)
 		write_secret_file(unseal_file, g_server.unseal_key);
@@ -307,6 +316,9 @@ main(int argc, char **argv)
 		explicit_bzero(key, strlen(key));
 	free(cert);
 	free(key);
+	if (file_token)
+		explicit_bzero(file_token, strlen(file_token));
+	free(file_token);
 	printf("==> vault-dev stopped\n");
 	return 0;
 }

@@ -13,7 +13,7 @@
 static vmount *mounts;
 
 static const vengine *const secret_engines[] = {
-	&engine_system, &engine_kv, &engine_transit, NULL
+	&engine_system, &engine_kv, &engine_transit, &engine_database, NULL
 };
 static const vengine *const auth_engines[] = {
 	&engine_token, &engine_approle, NULL

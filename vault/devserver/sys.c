@@ -439,9 +439,15 @@ sys_handle(vmount *m, vreq *req, vresp *resp)
 	const char *arg;
 	bool		is_write = req->op == OP_UPDATE || req->op == OP_CREATE;
 
-	if (!strcmp(rel, "health"))
+	if ((!strcmp(rel, "health") || !strcmp(rel, "seal-status")) && req->op != OP_READ)
+	{
+		/* Vault's own handlers for these two answer anything else bare */
+		resp->status = 405;
+		resp->errors = json_array();
+	}
+	else if (!strcmp(rel, "health"))
 		sys_health(req, resp);
-	else if (!strcmp(rel, "seal-status") && req->op == OP_READ)
+	else if (!strcmp(rel, "seal-status"))
 		resp->body = seal_status_json();
 	else if (!strcmp(rel, "init") && req->op == OP_READ)
 		resp->body = json_pack("{s:b}", "initialized", 1);

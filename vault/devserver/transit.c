@@ -3,14 +3,14 @@
  *    The Transit secrets engine of the development server, after Vault's
  *    builtin/logical/transit and sdk/helper/keysutil: named key rings of
  *    type aes128-gcm96, aes256-gcm96, chacha20-poly1305 or hmac; encrypt,
- *    decrypt, rewrap, datakey, hmac, verify, export and random, with
+ *    decrypt, rewrap, datakey, hmac, verify, export, hash and random, with
  *    Vault's ciphertext format ("vault:v<N>:" + base64(nonce || ct || tag)),
  *    HKDF-SHA256 key derivation, convergent encryption (version 3),
  *    batches, status codes and error strings.
  *
  *    The asymmetric key types (ed25519, ecdsa-*, rsa-*) are not
- *    implemented: creating one answers 400.  Backup/restore, trim, import
- *    and hash are not implemented either (404 "unsupported path").
+ *    implemented: creating one answers 400.  Backup/restore, trim and
+ *    import are not implemented either (404 "unsupported path").
  *
  *    Every call runs under the server's state lock, so the per-mount
  *    scratch buffers and the cached cipher contexts need no locking.
@@ -2930,6 +2930,64 @@ handle_export(tstate *st, vresp *resp, const char *type, const char *name, const
 	json_object_set_new(resp->data, "keys", keys);
 }
 
+/* hash(/:algorithm): a plain digest of the input */
+static void
+handle_hash(tstate *st, vreq *req, vresp *resp, const char *urlalg)
+{
+	bool		ok = true;
+	char		t_in[40],
+				t_fmt[40],
+				t_alg[40],
+				b64err[128];
+	const char *input = field_str(req, "input", t_in, sizeof(t_in), &ok, resp);
+	const char *format = field_str(req, "format", t_fmt, sizeof(t_fmt), &ok, resp);
+	const char *alg = field_str(req, "algorithm", t_alg, sizeof(t_alg), &ok, resp);
+	const char *digest;
+	size_t		inlen;
+	unsigned char sum[EVP_MAX_MD_SIZE];
+	size_t		sumlen;
+	char		txt[2 * EVP_MAX_MD_SIZE + 4];
+
+	if (!ok)
+		return;
+	if (nonempty(urlalg))
+		alg = urlalg;
+	else if (alg == NULL)
+		alg = "sha2-256";
+	if (format == NULL)
+		format = "hex";
+	if (!b64_decode_go(&st->in, input ? input : "", input ? strlen(input) : 0,
+					   &inlen, b64err, sizeof(b64err)))
+	{
+		resp_error(resp, 400, "unable to decode input as base64: %s", b64err);
+		return;
+	}
+	if (strcmp(format, "hex") != 0 && strcmp(format, "base64") != 0)
+	{
+		resp_error(resp, 400, "unsupported encoding format %s; must be \"hex\" or \"base64\"", format);
+		return;
+	}
+	digest = strcmp(alg, "sha1") == 0 ? NULL : hash_digest(alg);
+	if (digest == NULL)
+	{
+		resp_error(resp, 400, "unsupported algorithm %s", alg);
+		return;
+	}
+	if (EVP_Q_digest(NULL, digest, NULL, st->in.p, inlen, sum, &sumlen) != 1)
+	{
+		resp_internal(resp, "hash computation failed");
+		return;
+	}
+	if (inlen > 0)
+		OPENSSL_cleanse(st->in.p, inlen);
+	if (strcmp(format, "hex") == 0)
+		vc_hex_encode(sum, sumlen, txt);
+	else
+		vc_b64_encode(sum, sumlen, txt);
+	resp->data = json_object();
+	json_object_set_new(resp->data, "sum", json_string(txt));
+}
+
 /* Go's %q for the simple strings a URL segment carries */
 static void
 go_quote(const char *s, char *out, size_t outlen)
@@ -3211,6 +3269,13 @@ transit_handle(vmount *m, vreq *req, vresp *resp)
 			handle_export(st, resp, type, name, version);
 		free(type);
 		free(name);
+	}
+	else if (strcmp(rel, "hash") == 0 || (after = path_after(rel, "hash/")) != NULL)
+	{
+		if (!is_write(req->op))
+			resp_unsupported_op(resp, req);
+		else
+			handle_hash(st, req, resp, strcmp(rel, "hash") == 0 ? NULL : after);
 	}
 	else if (strcmp(rel, "random") == 0 || (after = path_after(rel, "random/")) != NULL)
 	{

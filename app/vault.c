@@ -1,0 +1,694 @@
+/*
+ * vault.c
+ *    The app's own Vault client (libcurl), for the little it must do before
+ *    it can reach PostgreSQL: get a token (VAULT_TOKEN, or an AppRole login
+ *    with VAULT_ROLE_ID and the secret_id in VAULT_SECRET_ID_FILE), get
+ *    dynamic database credentials from <APP_DB_MOUNT>/creds/<APP_DB_ROLE>,
+ *    and keep both alive: a thread renews the token and the lease at two
+ *    thirds of their TTL, logs in again when the token cannot be renewed
+ *    any more, and takes new credentials when the lease cannot be (they
+ *    go to the pool, which retires the old connections; then the old lease
+ *    is revoked).  On shutdown the lease, and a token of its own login,
+ *    are revoked.  Everything else the app does with Vault goes through
+ *    pg_vault in SQL.
+ *
+ *    Tokens, secret_ids and passwords are never logged; the buffers that
+ *    held them are wiped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "app.h"
+
+#define MAX_RESPONSE	(1024 * 1024)
+#define RETRY_US		(5 * 1000000ull)
+
+static CURL *curl;
+static pthread_mutex_t curl_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The token and the lease; owned by the maintenance thread once started. */
+static char token[1024];
+static bool token_from_login;
+static bool token_renewable;
+static long token_ttl;			/* seconds granted at login or the last renewal */
+static uint64_t token_expires;	/* monotonic microseconds; 0: no expiry */
+static uint64_t token_next;		/* next renewal or login */
+static bool token_relogin;		/* the next action is a login */
+
+static char lease_id[512];
+static long lease_ttl;
+static uint64_t lease_expires;
+static uint64_t lease_next;
+static bool lease_replace;		/* the next action is new credentials */
+
+static pthread_t thread;
+static bool thread_started;
+static bool stopping;
+static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stop_cond;
+
+typedef struct Buf
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+	bool		overflow;
+} Buf;
+
+static void
+vault_event(const char *level, const char *event, const char *what, long status)
+{
+	char		labels[80];
+
+	if (strcmp(level, "info") != 0)
+	{
+		snprintf(labels, sizeof(labels), "source=\"app\",kind=\"%s\"",
+				 status == 0 ? "unavailable" : status == 403 ? "denied" :
+				 status == 503 ? "sealed" : "other");
+		metrics_count("pgv_app_vault_errors_total", labels);
+	}
+	log_event(level, event, json_pack("{s:s, s:i}", "message", what, "http_status", (int) status));
+}
+
+static void
+lease_event(const char *event)
+{
+	char		labels[64];
+
+	snprintf(labels, sizeof(labels), "event=\"%s\"", event);
+	metrics_count("pgv_app_vault_lease_events_total", labels);
+}
+
+static size_t
+on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	Buf		   *b = userdata;
+	size_t		n = size * nmemb;
+
+	if (b->len + n + 1 > MAX_RESPONSE)
+	{
+		b->overflow = true;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap)
+	{
+		size_t		cap = b->cap ? b->cap * 2 : 4096;
+		char	   *nd;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		/* not realloc: the old copy may hold a secret */
+		nd = malloc(cap);
+		if (nd == NULL)
+			return 0;
+		if (b->data != NULL)
+		{
+			memcpy(nd, b->data, b->len);
+			explicit_bzero(b->data, b->cap);
+			free(b->data);
+		}
+		b->data = nd;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+bool
+vault_client_init(char *err, size_t errlen)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&stop_cond, &attr);
+	pthread_condattr_destroy(&attr);
+	curl = curl_easy_init();
+	if (curl == NULL)
+	{
+		snprintf(err, errlen, "could not create a libcurl handle");
+		return false;
+	}
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) app_config.vault_timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+	if (app_config.vault_cacert != NULL)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, app_config.vault_cacert);
+	if (app_config.vault_skip_verify)
+	{
+		log_msg("warning", "vault_tls", "VAULT_SKIP_VERIFY is set: the Vault server's certificate is not verified");
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	return true;
+}
+
+/* Append a header line holding a secret; wiped before the list is freed. */
+static struct curl_slist *
+append_header(struct curl_slist *list, const char *name, const char *value)
+{
+	char		line[1200];
+	struct curl_slist *n;
+
+	snprintf(line, sizeof(line), "%s: %s", name, value);
+	n = curl_slist_append(list, line);
+	explicit_bzero(line, sizeof(line));
+	if (n == NULL)
+		curl_slist_free_all(list);
+	return n;
+}
+
+static void
+free_headers(struct curl_slist *list)
+{
+	struct curl_slist *l;
+
+	for (l = list; l; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
+	curl_slist_free_all(list);
+}
+
+long
+vault_call(const char *method, const char *path, json_t *body, const char *tok,
+		   json_t **out)
+{
+	char		url[2048];
+	char	   *payload = NULL;
+	struct curl_slist *headers = NULL;
+	Buf			buf = {0};
+	CURLcode	rc;
+	long		status = 0;
+
+	if (out != NULL)
+		*out = NULL;
+	snprintf(url, sizeof(url), "%s/v1/%s", app_config.vault_addr, path);
+	headers = curl_slist_append(NULL, "X-Vault-Request: true");
+	if (headers != NULL)
+		headers = append_header(headers, "Content-Type", "application/json");
+	if (headers != NULL && tok != NULL)
+		headers = append_header(headers, "X-Vault-Token", tok);
+	if (headers != NULL && app_config.vault_namespace != NULL)
+		headers = append_header(headers, "X-Vault-Namespace", app_config.vault_namespace);
+	if (headers == NULL)
+		return 0;
+	if (body != NULL)
+		payload = json_dumps(body, JSON_COMPACT);
+
+	pthread_mutex_lock(&curl_lock);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+	if (payload != NULL || strcmp(method, "GET") != 0)
+	{
+		/* An empty object rather than no body: some proxies want a length. */
+		const char *send = payload ? payload : "{}";
+
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, send);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long) strlen(send));
+	}
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &buf);
+	rc = curl_easy_perform(curl);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, NULL);
+	pthread_mutex_unlock(&curl_lock);
+
+	free_headers(headers);
+	if (payload != NULL)
+		json_wipe_free(payload);
+	if (rc != CURLE_OK || buf.overflow)
+		status = 0;
+	if (status != 0 && out != NULL && buf.len > 0)
+		*out = json_loadb(buf.data, buf.len, 0, NULL);
+	if (buf.data != NULL)
+	{
+		explicit_bzero(buf.data, buf.cap);
+		free(buf.data);
+	}
+	return status;
+}
+
+/* ---- token ---- */
+
+static bool
+read_secret_file(const char *path, char *dst, size_t len)
+{
+	int			fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t		n;
+	size_t		got = 0;
+
+	if (fd < 0)
+		return false;
+	while (got < len - 1 && (n = read(fd, dst + got, len - 1 - got)) > 0)
+		got += n;
+	close(fd);
+	dst[got] = '\0';
+	while (got > 0 && (dst[got - 1] == '\n' || dst[got - 1] == '\r' ||
+					   dst[got - 1] == ' ' || dst[got - 1] == '\t'))
+		dst[--got] = '\0';
+	return got > 0;
+}
+
+static void
+schedule_token(long granted, long asked)
+{
+	uint64_t	now = now_us();
+
+	token_ttl = granted;
+	if (granted <= 0)
+	{
+		token_expires = 0;
+		token_next = 0;
+		return;
+	}
+	token_expires = now + (uint64_t) granted * 1000000u;
+	token_next = now + (uint64_t) granted * 1000000u * 2 / 3;
+	/*
+	 * Granted less than asked: the token is near its max TTL and will not
+	 * last; a fresh login (when we have one) replaces it before it ends.
+	 */
+	token_relogin = !token_renewable || (asked > 0 && granted < asked);
+}
+
+/* AppRole login; the new token replaces the current one. */
+static bool
+login(void)
+{
+	char		secret_id[512];
+	char		path[256];
+	json_t	   *body;
+	json_t	   *resp = NULL;
+	const char *t = NULL;
+	json_int_t	ttl = 0;
+	int			renewable = 0;
+	long		status;
+
+	if (!read_secret_file(app_config.vault_secret_id_file, secret_id, sizeof(secret_id)))
+	{
+		log_event("error", "vault_login_failed",
+				  json_pack("{s:s}", "message", "cannot read the file named by VAULT_SECRET_ID_FILE"));
+		return false;
+	}
+	body = json_pack("{s:s, s:s}", "role_id", app_config.vault_role_id, "secret_id", secret_id);
+	explicit_bzero(secret_id, sizeof(secret_id));
+	snprintf(path, sizeof(path), "auth/%s/login", app_config.approle_mount);
+	status = body ? vault_call("POST", path, body, NULL, &resp) : 0;
+	json_decref(body);
+	if (status != 200 || resp == NULL ||
+		json_unpack(resp, "{s:{s:s, s:I, s:b}}", "auth", "client_token", &t,
+					"lease_duration", &ttl, "renewable", &renewable) != 0 ||
+		strlen(t) >= sizeof(token))
+	{
+		json_decref(resp);
+		vault_event("error", "vault_login_failed", "AppRole login refused or failed", status);
+		return false;
+	}
+	explicit_bzero(token, sizeof(token));
+	snprintf(token, sizeof(token), "%s", t);
+	json_decref(resp);
+	token_from_login = true;
+	token_renewable = renewable;
+	schedule_token((long) ttl, 0);
+	lease_event("login");
+	log_event("info", "vault_login", json_pack("{s:I}", "token_ttl_s", ttl));
+	return true;
+}
+
+/* VAULT_TOKEN: learn its TTL, so that it can be renewed if it expires. */
+static bool
+lookup_given_token(void)
+{
+	json_t	   *resp = NULL;
+	json_int_t	ttl = 0;
+	int			renewable = 0;
+	long		status;
+
+	snprintf(token, sizeof(token), "%s", app_config.vault_token);
+	token_from_login = false;
+	status = vault_call("GET", "auth/token/lookup-self", NULL, token, &resp);
+	if (status != 200 || resp == NULL ||
+		json_unpack(resp, "{s:{s:I}}", "data", "ttl", &ttl) != 0)
+	{
+		json_decref(resp);
+		vault_event("error", "vault_token_invalid", "VAULT_TOKEN was not accepted (lookup-self)", status);
+		return false;
+	}
+	renewable = json_is_true(json_object_get(json_object_get(resp, "data"), "renewable"));
+	json_decref(resp);
+	token_renewable = renewable;
+	schedule_token((long) ttl, 0);
+	return true;
+}
+
+static bool
+renew_token(void)
+{
+	json_t	   *body = json_pack("{s:I}", "increment", (json_int_t) token_ttl);
+	json_t	   *resp = NULL;
+	json_int_t	ttl = 0;
+	long		asked = token_ttl;
+	long		status;
+
+	status = vault_call("POST", "auth/token/renew-self", body, token, &resp);
+	json_decref(body);
+	if (status != 200 || resp == NULL ||
+		json_unpack(resp, "{s:{s:I}}", "auth", "lease_duration", &ttl) != 0)
+	{
+		json_decref(resp);
+		vault_event("warning", "vault_token_renew_failed", "could not renew the Vault token", status);
+		lease_event("token_renew_failed");
+		return false;
+	}
+	json_decref(resp);
+	schedule_token((long) ttl, asked);
+	lease_event("token_renewed");
+	return true;
+}
+
+static bool
+revoke_token(const char *tok)
+{
+	long		status = vault_call("POST", "auth/token/revoke-self", NULL, tok, NULL);
+
+	if (status == 204 || status == 200)
+	{
+		lease_event("token_revoked");
+		return true;
+	}
+	vault_event("warning", "vault_token_revoke_failed", "could not revoke the app's Vault token", status);
+	return false;
+}
+
+/* ---- database credentials ---- */
+
+static void
+schedule_lease(long granted, long asked)
+{
+	uint64_t	now = now_us();
+
+	lease_ttl = granted > 0 ? granted : lease_ttl;
+	lease_expires = granted > 0 ? now + (uint64_t) granted * 1000000u : 0;
+	lease_next = granted > 0 ? now + (uint64_t) granted * 1000000u * 2 / 3 : 0;
+	/* capped by the role's max_ttl: this lease ends; take new credentials */
+	lease_replace = asked > 0 && granted < asked;
+}
+
+/*
+ * New credentials for the pool.  The previous lease, if any, is copied to
+ * old (when given) for the caller to dispose of once no connection uses it
+ * any more; *gen is the pool generation of the new credentials.
+ */
+static bool
+new_credentials(char *old, unsigned *gen)
+{
+	char		path[512];
+	json_t	   *resp = NULL;
+	const char *user = NULL,
+			   *password = NULL,
+			   *id = NULL;
+	json_int_t	ttl = 0;
+	int			renewable;
+	long		status;
+
+	snprintf(path, sizeof(path), "%s/creds/%s", app_config.db_mount, app_config.db_role);
+	status = vault_call("GET", path, NULL, token, &resp);
+	if (status != 200 || resp == NULL ||
+		json_unpack(resp, "{s:s, s:I, s:{s:s, s:s}}", "lease_id", &id,
+					"lease_duration", &ttl,
+					"data", "username", &user, "password", &password) != 0 ||
+		strlen(id) >= sizeof(lease_id))
+	{
+		json_decref(resp);
+		vault_event("error", "db_credentials_failed", "could not get database credentials from Vault", status);
+		lease_event("credentials_failed");
+		return false;
+	}
+	renewable = json_is_true(json_object_get(resp, "renewable"));
+	if (old != NULL)
+		memcpy(old, lease_id, sizeof(lease_id));
+	snprintf(lease_id, sizeof(lease_id), "%s", id);
+	*gen = pool_set_credentials(user, password);
+	json_decref(resp);
+	schedule_lease((long) ttl, 0);
+	if (!renewable)
+		lease_replace = true;
+	lease_event("credentials_issued");
+	log_event("info", "db_credentials", json_pack("{s:I, s:b}", "lease_ttl_s", ttl,
+												 "renewable", renewable));
+	return true;
+}
+
+/* Connections of older generations first finish their statement. */
+static void
+wait_retired(unsigned gen)
+{
+	if (!pool_wait_retired(gen, 30000))
+		log_msg("warning", "db_credentials",
+				"connections with the previous credentials are still open after 30 s");
+}
+
+static void
+revoke_lease(const char *id)
+{
+	char		path[600];
+	long		status;
+
+	snprintf(path, sizeof(path), "sys/leases/revoke/%s", id);
+	status = vault_call("PUT", path, NULL, token, NULL);
+	if (status == 204 || status == 200)
+		lease_event("lease_revoked");
+	else
+		vault_event("warning", "lease_revoke_failed",
+					"could not revoke a database lease (the token's policy needs update on sys/leases/revoke/<mount>/creds/<role>/*)",
+					status);
+}
+
+static bool
+renew_lease(void)
+{
+	json_t	   *body = json_pack("{s:s, s:I}", "lease_id", lease_id, "increment",
+								 (json_int_t) lease_ttl);
+	json_t	   *resp = NULL;
+	json_int_t	ttl = 0;
+	long		asked = lease_ttl;
+	long		status;
+
+	status = vault_call("PUT", "sys/leases/renew", body, token, &resp);
+	json_decref(body);
+	if (status != 200 || resp == NULL ||
+		json_unpack(resp, "{s:I}", "lease_duration", &ttl) != 0)
+	{
+		json_decref(resp);
+		vault_event("warning", "lease_renew_failed", "could not renew the database lease", status);
+		lease_event("lease_renew_failed");
+		return false;
+	}
+	json_decref(resp);
+	schedule_lease((long) ttl, asked);
+	lease_event("lease_renewed");
+	return true;
+}
+
+/* ---- the maintenance thread ---- */
+
+static bool
+sleep_until(uint64_t when)
+{
+	struct timespec ts;
+	uint64_t	now = now_us();
+	bool		stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (when > now)
+	{
+		uint64_t	d = when - now;
+
+		ts.tv_sec += d / 1000000u;
+		ts.tv_nsec += (d % 1000000u) * 1000;
+		if (ts.tv_nsec >= 1000000000L)
+		{
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&stop_lock);
+	while (!stopping && now_us() < when)
+		if (pthread_cond_timedwait(&stop_cond, &stop_lock, &ts) == ETIMEDOUT)
+			break;
+	stop = stopping;
+	pthread_mutex_unlock(&stop_lock);
+	return !stop;
+}
+
+/* A failed step is tried again soon, but never after what it protects ends. */
+static uint64_t
+retry_at(uint64_t expires)
+{
+	uint64_t	now = now_us();
+	uint64_t	at = now + RETRY_US;
+
+	if (expires > now && expires - now < 2 * RETRY_US)
+		at = now + (expires - now) / 2;
+	return at;
+}
+
+static void
+token_step(void)
+{
+	char		old[sizeof(token)];
+
+	if (!token_relogin && renew_token())
+		return;
+	if (!token_from_login)
+	{
+		token_next = retry_at(token_expires);
+		return;
+	}
+	/*
+	 * A new login.  The database lease belongs to the old token and would
+	 * end with it: take new credentials under the new one, then revoke the
+	 * old token, and with it its lease.
+	 */
+	memcpy(old, token, sizeof(old));
+	if (!login())
+	{
+		memcpy(token, old, sizeof(token));
+		explicit_bzero(old, sizeof(old));
+		token_next = retry_at(token_expires);
+		return;
+	}
+	if (app_config.db_role != NULL)
+	{
+		unsigned	gen;
+
+		if (new_credentials(NULL, &gen))
+			wait_retired(gen);
+		else
+			lease_next = now_us();
+	}
+	revoke_token(old);
+	explicit_bzero(old, sizeof(old));
+}
+
+static void
+lease_step(void)
+{
+	char		old[sizeof(lease_id)];
+	unsigned	gen;
+
+	if (!lease_replace && renew_lease())
+		return;
+	if (!new_credentials(old, &gen))
+	{
+		lease_next = retry_at(lease_expires);
+		return;
+	}
+	wait_retired(gen);
+	revoke_lease(old);
+	explicit_bzero(old, sizeof(old));
+}
+
+static void *
+maintenance(void *arg)
+{
+	for (;;)
+	{
+		uint64_t	next = UINT64_MAX;
+
+		if (token_next != 0)
+			next = token_next;
+		if (app_config.db_role != NULL && lease_next != 0 && lease_next < next)
+			next = lease_next;
+		if (!sleep_until(next))
+			break;
+		if (token_next != 0 && now_us() >= token_next)
+			token_step();
+		if (app_config.db_role != NULL && lease_next != 0 && now_us() >= lease_next)
+			lease_step();
+	}
+	return NULL;
+}
+
+bool
+vault_startup(void)
+{
+	uint64_t	deadline = now_us() + (uint64_t) app_config.startup_timeout * 1000000u;
+
+	if (app_config.db_role == NULL)
+	{
+		if (app_config.vault_role_id != NULL)
+			log_msg("warning", "vault", "VAULT_ROLE_ID is set but APP_DB_ROLE is not: the app has nothing to ask Vault for itself");
+		return true;
+	}
+	/* Vault may still be starting, as in a compose file: wait for it a while. */
+	for (;;)
+	{
+		bool		ok;
+
+		unsigned	gen;
+
+		ok = app_config.vault_role_id != NULL ? login() : lookup_given_token();
+		if (ok && new_credentials(NULL, &gen))
+			break;
+		if (now_us() >= deadline)
+		{
+			log_msg("error", "vault", "could not get database credentials from Vault within APP_STARTUP_TIMEOUT");
+			return false;
+		}
+		sleep(1);
+	}
+	if (pthread_create(&thread, NULL, maintenance, NULL) != 0)
+	{
+		log_msg("error", "vault", "could not start the renewal thread");
+		return false;
+	}
+	thread_started = true;
+	return true;
+}
+
+/* After the pool is closed: nobody uses the lease any more. */
+void
+vault_shutdown(void)
+{
+	if (thread_started)
+	{
+		pthread_mutex_lock(&stop_lock);
+		stopping = true;
+		pthread_cond_signal(&stop_cond);
+		pthread_mutex_unlock(&stop_lock);
+		pthread_join(thread, NULL);
+		thread_started = false;
+	}
+	/*
+	 * Revoking our own login's token revokes every lease it made, and the
+	 * default policy allows it; a given token is not ours to revoke, so its
+	 * lease is revoked by id.
+	 */
+	if (token_from_login)
+	{
+		if (revoke_token(token))
+			log_msg("info", "vault", "the app's token revoked, and with it its database lease");
+	}
+	else if (lease_id[0] != '\0')
+		revoke_lease(lease_id);
+	explicit_bzero(lease_id, sizeof(lease_id));
+	explicit_bzero(token, sizeof(token));
+	if (curl != NULL)
+		curl_easy_cleanup(curl);
+	curl = NULL;
+}

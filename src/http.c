@@ -1,0 +1,756 @@
+/*
+ * http.c
+ *    The extension's HTTP client for Vault: the only file that includes
+ *    curl.
+ *
+ *    One curl easy handle per backend, created on first use in a long-lived
+ *    memory context and kept for the life of the backend, so the TCP (and
+ *    TLS) connection to Vault is reused across calls and transactions.
+ *    libcurl notices a connection that Vault closed and makes a new one;
+ *    a failure that still surfaces is retried here.  The header lists are
+ *    built once and rebuilt only when the token or namespace changes.
+ *
+ *    Retries follow Vault's Go client: connection errors, 412, 429 and 5xx
+ *    except 501, with capped, jittered exponential backoff that honours
+ *    Retry-After, at most vault.max_retries times.  A request whose repeat
+ *    would repeat its effect (key rotation, KV writes) is retried only where
+ *    Vault cannot have acted on it: refused connections, 412, 429 and 503.
+ *
+ *    Cancellation: the transfer-progress callback aborts the transfer when
+ *    a query cancel or backend termination is pending; once curl has
+ *    returned and the request state is tidy, CHECK_FOR_INTERRUPTS raises
+ *    the error.  PostgreSQL's signals interrupt curl's poll(), so a cancel
+ *    or statement_timeout stops a call in flight promptly.
+ *
+ *    Nothing in here ereports from inside a curl callback, and nothing
+ *    allocated by curl is left behind by an error raised afterwards: the
+ *    handle and header lists are permanent, and per-request state is only
+ *    the caller's memory.
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "pg_vault.h"
+
+/*---- GUC variables ----*/
+
+static char *vault_addr = NULL;
+static char *vault_namespace = NULL;
+static char *vault_ca_file = NULL;
+static bool vault_tls_skip_verify = false;
+static int	vault_connect_timeout_ms = 5000;
+static int	vault_timeout_ms = 30000;
+static int	vault_max_retries = 2;
+static int	vault_max_response_kb = 64 * 1024;
+
+#define VAULT_DEFAULT_ADDR "https://127.0.0.1:8200"
+
+/* Backoff: 100 ms doubling up to 2 s, jittered down to half; Retry-After
+ * is honoured up to 30 s. */
+#define BACKOFF_BASE_MS		100
+#define BACKOFF_CAP_MS		2000
+#define RETRY_AFTER_CAP_MS	30000
+
+/* A response buffer larger than this is given back after the request. */
+#define RESPONSE_KEEP_BYTES	(4 * 1024 * 1024)
+
+/*---- per-backend state ----*/
+
+static MemoryContext HttpContext = NULL;
+static CURL *handle = NULL;
+
+/* Header lists and what they were built from (malloc'd copies). */
+static struct curl_slist *headers_noauth = NULL;
+static struct curl_slist *headers_auth = NULL;
+static char *headers_namespace = NULL;
+static char *headers_token = NULL;
+
+/* "<vault.addr>/v1/" and the address it was made from. */
+static char *url_addr = NULL;
+static StringInfoData url;
+static size_t url_prefix_len = 0;
+
+/* TLS and timeout settings applied to the handle. */
+static char *applied_ca_file = NULL;
+static int	applied_skip_verify = -1;
+static int	applied_connect_timeout = -1;
+static int	applied_timeout = -1;
+static bool skip_verify_warned = false;
+
+/* The response body, grown with realloc: curl callbacks must not palloc. */
+typedef struct ResponseBuffer
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+	size_t		limit;
+	bool		too_large;
+	bool		no_memory;
+} ResponseBuffer;
+
+static ResponseBuffer response;
+
+static void
+wipe_free_slist(struct curl_slist *list)
+{
+	struct curl_slist *s;
+
+	for (s = list; s != NULL; s = s->next)
+		explicit_bzero(s->data, strlen(s->data));
+	curl_slist_free_all(list);
+}
+
+static void
+wipe_free_string(char *s)
+{
+	if (s != NULL)
+	{
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+static size_t
+write_callback(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	ResponseBuffer *rb = (ResponseBuffer *) userdata;
+	size_t		n = size * nmemb;
+
+	if (rb->len + n > rb->limit)
+	{
+		rb->too_large = true;
+		return 0;
+	}
+	if (rb->len + n + 1 > rb->cap)
+	{
+		size_t		newcap = rb->cap ? rb->cap : 4096;
+		char	   *p;
+
+		while (newcap < rb->len + n + 1)
+			newcap *= 2;
+		p = realloc(rb->data, newcap);
+		if (p == NULL)
+		{
+			rb->no_memory = true;
+			return 0;
+		}
+		rb->data = p;
+		rb->cap = newcap;
+	}
+	memcpy(rb->data + rb->len, ptr, n);
+	rb->len += n;
+	return n;
+}
+
+/*
+ * Aborts the transfer when PostgreSQL wants to cancel the query or end the
+ * backend, unless interrupts are held off (then CHECK_FOR_INTERRUPTS would
+ * not act on them either).
+ */
+static int
+xferinfo_callback(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
+				  curl_off_t ultotal, curl_off_t ulnow)
+{
+	if (InterruptHoldoffCount != 0 || CritSectionCount != 0)
+		return 0;
+	if (ProcDiePending || (QueryCancelPending && QueryCancelHoldoffCount == 0))
+		return 1;
+	return 0;
+}
+
+static void
+set_or_fail(CURLcode rc)
+{
+	if (rc != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not configure libcurl: %s",
+						curl_easy_strerror(rc))));
+}
+
+static void
+create_handle(void)
+{
+	static bool global_done = false;
+	CURL	   *h;
+
+	if (!global_done)
+	{
+		if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+					 errmsg("could not initialize libcurl")));
+		global_done = true;
+	}
+	if (HttpContext == NULL)
+	{
+		MemoryContext old;
+
+		HttpContext = AllocSetContextCreate(TopMemoryContext,
+											"pg_vault HTTP client",
+											ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(HttpContext);
+		initStringInfo(&url);
+		MemoryContextSwitchTo(old);
+	}
+
+	h = curl_easy_init();
+	if (h == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not create a libcurl handle")));
+
+	PG_TRY();
+	{
+		set_or_fail(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_callback));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_WRITEDATA, &response));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_callback));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_USERAGENT, "pg_vault/0.1"));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, NULL));
+	}
+	PG_CATCH();
+	{
+		curl_easy_cleanup(h);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	handle = h;
+	applied_skip_verify = -1;
+	applied_connect_timeout = -1;
+	applied_timeout = -1;
+	if (applied_ca_file)
+	{
+		free(applied_ca_file);
+		applied_ca_file = NULL;
+	}
+}
+
+static struct curl_slist *
+append_or_fail(struct curl_slist *list, const char *line)
+{
+	struct curl_slist *n = curl_slist_append(list, line);
+
+	if (n == NULL)
+	{
+		wipe_free_slist(list);
+		return NULL;
+	}
+	return n;
+}
+
+/*
+ * Builds the common headers into a new list.  Returns NULL on out of
+ * memory, having freed what it built.
+ */
+static struct curl_slist *
+base_headers(const char *ns)
+{
+	struct curl_slist *list = NULL;
+
+	list = append_or_fail(list, "X-Vault-Request: true");
+	if (list)
+		list = append_or_fail(list, "Content-Type: application/json");
+	/* no "Expect: 100-continue" round trip before large batch bodies */
+	if (list)
+		list = append_or_fail(list, "Expect:");
+	if (list && ns != NULL && ns[0] != '\0')
+	{
+		char	   *line = psprintf("X-Vault-Namespace: %s", ns);
+
+		list = append_or_fail(list, line);
+		pfree(line);
+	}
+	return list;
+}
+
+static void
+out_of_memory(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("out of memory building Vault request headers")));
+}
+
+/* Returns the header list for this request, rebuilding it if stale. */
+static struct curl_slist *
+current_headers(const char *token)
+{
+	const char *ns = vault_namespace ? vault_namespace : "";
+
+	if (headers_noauth == NULL || headers_namespace == NULL ||
+		strcmp(headers_namespace, ns) != 0)
+	{
+		struct curl_slist *list;
+		char	   *nscopy;
+
+		wipe_free_slist(headers_auth);
+		headers_auth = NULL;
+		wipe_free_string(headers_token);
+		headers_token = NULL;
+		curl_slist_free_all(headers_noauth);
+		headers_noauth = NULL;
+		free(headers_namespace);
+		headers_namespace = NULL;
+
+		nscopy = strdup(ns);
+		if (nscopy == NULL)
+			out_of_memory();
+		list = base_headers(ns);
+		if (list == NULL)
+		{
+			free(nscopy);
+			out_of_memory();
+		}
+		headers_noauth = list;
+		headers_namespace = nscopy;
+	}
+
+	if (token == NULL)
+		return headers_noauth;
+
+	if (headers_auth == NULL || headers_token == NULL ||
+		strcmp(headers_token, token) != 0)
+	{
+		struct curl_slist *list;
+		char	   *tokcopy;
+		StringInfoData line;
+
+		wipe_free_slist(headers_auth);
+		headers_auth = NULL;
+		wipe_free_string(headers_token);
+		headers_token = NULL;
+
+		tokcopy = strdup(token);
+		if (tokcopy == NULL)
+			out_of_memory();
+		list = base_headers(ns);
+		if (list != NULL)
+		{
+			initStringInfo(&line);
+			appendStringInfo(&line, "X-Vault-Token: %s", token);
+			list = append_or_fail(list, line.data);
+			explicit_bzero(line.data, line.len);
+			pfree(line.data);
+		}
+		if (list == NULL)
+		{
+			wipe_free_string(tokcopy);
+			out_of_memory();
+		}
+		headers_auth = list;
+		headers_token = tokcopy;
+	}
+	return headers_auth;
+}
+
+/* Rebuilds "<addr>/v1/" when vault.addr changed; leaves url holding it. */
+static void
+prepare_url(const char *path)
+{
+	const char *addr = (vault_addr && vault_addr[0]) ? vault_addr : VAULT_DEFAULT_ADDR;
+
+	if (url_addr == NULL || strcmp(url_addr, addr) != 0)
+	{
+		size_t		alen = strlen(addr);
+		char	   *copy;
+
+		while (alen > 0 && addr[alen - 1] == '/')
+			alen--;
+		copy = MemoryContextStrdup(HttpContext, addr);
+		if (url_addr)
+			pfree(url_addr);
+		url_addr = copy;
+		resetStringInfo(&url);
+		appendBinaryStringInfo(&url, addr, alen);
+		appendStringInfoString(&url, "/v1/");
+		url_prefix_len = url.len;
+	}
+	url.len = url_prefix_len;
+	url.data[url.len] = '\0';
+	appendStringInfoString(&url, path);
+}
+
+/* Applies TLS and timeout settings that changed since the last request. */
+static void
+apply_settings(void)
+{
+	const char *ca = vault_ca_file ? vault_ca_file : "";
+
+	if (applied_ca_file == NULL || strcmp(applied_ca_file, ca) != 0)
+	{
+		char	   *copy = strdup(ca);
+
+		if (copy == NULL)
+			out_of_memory();
+		set_or_fail(curl_easy_setopt(handle, CURLOPT_CAINFO,
+									 ca[0] ? ca : NULL));
+		free(applied_ca_file);
+		applied_ca_file = copy;
+	}
+	if (applied_skip_verify != (int) vault_tls_skip_verify)
+	{
+		long		on = vault_tls_skip_verify ? 0L : 1L;
+
+		set_or_fail(curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, on));
+		set_or_fail(curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, on ? 2L : 0L));
+		applied_skip_verify = (int) vault_tls_skip_verify;
+	}
+	if (vault_tls_skip_verify && !skip_verify_warned &&
+		strncmp(url.data, "https:", 6) == 0)
+	{
+		ereport(WARNING,
+				(errmsg("TLS certificate verification of the Vault server is disabled"),
+				 errdetail("vault.tls_skip_verify is on: anyone on the network path can impersonate Vault."),
+				 errhint("Set vault.ca_file to the CA that signed the Vault certificate and turn vault.tls_skip_verify off.")));
+		skip_verify_warned = true;
+	}
+	if (applied_connect_timeout != vault_connect_timeout_ms)
+	{
+		set_or_fail(curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS,
+									 (long) vault_connect_timeout_ms));
+		applied_connect_timeout = vault_connect_timeout_ms;
+	}
+	if (applied_timeout != vault_timeout_ms)
+	{
+		set_or_fail(curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS,
+									 (long) vault_timeout_ms));
+		applied_timeout = vault_timeout_ms;
+	}
+}
+
+static VaultTransport
+classify(CURLcode rc)
+{
+	switch (rc)
+	{
+		case CURLE_COULDNT_RESOLVE_HOST:
+		case CURLE_COULDNT_RESOLVE_PROXY:
+		case CURLE_COULDNT_CONNECT:
+			return VT_CONNECT;
+		case CURLE_OPERATION_TIMEDOUT:
+			return VT_TIMEOUT;
+		case CURLE_SEND_ERROR:
+		case CURLE_RECV_ERROR:
+		case CURLE_GOT_NOTHING:
+		case CURLE_PARTIAL_FILE:
+		case CURLE_HTTP2:
+		case CURLE_HTTP2_STREAM:
+			return VT_LOST;
+		case CURLE_SSL_CONNECT_ERROR:
+		case CURLE_PEER_FAILED_VERIFICATION:
+		case CURLE_SSL_CACERT_BADFILE:
+		case CURLE_SSL_CERTPROBLEM:
+		case CURLE_SSL_CIPHER:
+		case CURLE_SSL_ISSUER_ERROR:
+		case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		case CURLE_SSL_CRL_BADFILE:
+		case CURLE_SSL_ENGINE_NOTFOUND:
+		case CURLE_SSL_ENGINE_SETFAILED:
+		case CURLE_SSL_ENGINE_INITFAILED:
+		case CURLE_USE_SSL_FAILED:
+			return VT_TLS;
+		case CURLE_URL_MALFORMAT:
+		case CURLE_UNSUPPORTED_PROTOCOL:
+		case CURLE_BAD_FUNCTION_ARGUMENT:
+		case CURLE_NOT_BUILT_IN:
+			return VT_CONFIG;
+		case CURLE_ABORTED_BY_CALLBACK:
+			return VT_CANCELED;
+		default:
+			return VT_OTHER;
+	}
+}
+
+/* One exchange, no retries. */
+static void
+perform_once(VaultResult *res, VaultMethod method, const char *body,
+			 size_t bodylen, struct curl_slist *headers)
+{
+	CURLcode	rc;
+
+	response.len = 0;
+	response.too_large = false;
+	response.no_memory = false;
+	response.limit = (size_t) vault_max_response_kb * 1024;
+
+	switch (method)
+	{
+		case VAULT_GET:
+		case VAULT_LIST:
+			curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
+			curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, NULL);
+			break;
+		case VAULT_DELETE:
+			curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
+			curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, "DELETE");
+			break;
+		case VAULT_POST:
+		case VAULT_PUT:
+			curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) bodylen);
+			curl_easy_setopt(handle, CURLOPT_POSTFIELDS, body ? body : "");
+			curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST,
+							 method == VAULT_PUT ? "PUT" : NULL);
+			break;
+	}
+	curl_easy_setopt(handle, CURLOPT_URL, url.data);
+	curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, res->errbuf);
+	res->errbuf[0] = '\0';
+
+	rc = curl_easy_perform(handle);
+
+	/* The request body is the caller's memory: do not leave it pointed to. */
+	curl_easy_setopt(handle, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, NULL);
+
+	if (response.data != NULL)
+		response.data[response.len] = '\0';
+	res->body = response.data ? response.data : "";
+	res->len = response.len;
+	res->status = 0;
+
+	if (rc == CURLE_OK)
+	{
+		long		status = 0;
+
+		curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
+		res->transport = VT_OK;
+		res->status = status;
+		return;
+	}
+
+	if (rc == CURLE_WRITE_ERROR && response.too_large)
+		res->transport = VT_TOO_LARGE;
+	else if (rc == CURLE_WRITE_ERROR && response.no_memory)
+	{
+		res->transport = VT_OTHER;
+		strlcpy(res->errbuf, "out of memory reading the response", sizeof(res->errbuf));
+	}
+	else
+		res->transport = classify(rc);
+	if (res->errbuf[0] == '\0')
+		strlcpy(res->errbuf, curl_easy_strerror(rc), sizeof(res->errbuf));
+}
+
+static bool
+should_retry(const VaultResult *res, int flags)
+{
+	bool		idempotent = (flags & VAULT_RETRY_IDEMPOTENT) != 0;
+
+	if (flags & VAULT_NO_RETRY)
+		return false;
+	switch (res->transport)
+	{
+		case VT_CONNECT:
+			return true;
+		case VT_TIMEOUT:
+		case VT_LOST:
+			return idempotent;
+		case VT_OK:
+			break;
+		default:
+			return false;
+	}
+	/* Vault did not act on the request for these */
+	if (res->status == 412 || res->status == 429 || res->status == 503)
+		return true;
+	if (res->status >= 500 && res->status != 501)
+		return idempotent;
+	return false;
+}
+
+/* Retry-After in milliseconds (Vault sends seconds), or -1. */
+static long
+retry_after_ms(void)
+{
+	struct curl_header *h = NULL;
+	char	   *end;
+	long		secs;
+
+	if (curl_easy_header(handle, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK ||
+		h == NULL || h->value == NULL)
+		return -1;
+	errno = 0;
+	secs = strtol(h->value, &end, 10);
+	if (errno != 0 || end == h->value || secs < 0)
+		return -1;
+	if (secs > RETRY_AFTER_CAP_MS / 1000)
+		return RETRY_AFTER_CAP_MS;
+	return secs * 1000;
+}
+
+/* Sleeps interruptibly: a cancel or statement_timeout ends the wait. */
+static void
+backoff_sleep(int attempt, long retry_after)
+{
+	long		delay = BACKOFF_BASE_MS;
+	TimestampTz until;
+
+	while (attempt-- > 0 && delay < BACKOFF_CAP_MS)
+		delay *= 2;
+	if (delay > BACKOFF_CAP_MS)
+		delay = BACKOFF_CAP_MS;
+	delay = delay / 2 + (long) (pg_prng_double(&pg_global_prng_state) * (delay / 2));
+	if (retry_after > delay)
+		delay = retry_after;
+
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
+	for (;;)
+	{
+		long		left;
+
+		CHECK_FOR_INTERRUPTS();
+		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+void
+vault_http_perform(VaultResult *res, VaultMethod method, const char *path,
+				   const char *body, size_t bodylen, const char *token,
+				   int flags)
+{
+	struct curl_slist *headers;
+	int			attempt;
+
+	if (handle == NULL)
+		create_handle();
+
+	prepare_url(path);
+	if (method == VAULT_LIST)
+		appendStringInfoString(&url, strchr(path, '?') ? "&list=true" : "?list=true");
+	apply_settings();
+	headers = current_headers(token);
+
+	for (attempt = 0;; attempt++)
+	{
+		perform_once(res, method, body, bodylen, headers);
+
+		if (res->transport == VT_CANCELED)
+		{
+			CHECK_FOR_INTERRUPTS();
+			/* interrupts were held off after all: report the abort */
+			return;
+		}
+		if (attempt >= vault_max_retries || !should_retry(res, flags))
+			break;
+		backoff_sleep(attempt, res->transport == VT_OK ? retry_after_ms() : -1);
+	}
+
+	/* Give a large response buffer back; the caller parses res->body first. */
+	if (response.cap > RESPONSE_KEEP_BYTES && response.len <= RESPONSE_KEEP_BYTES / 2)
+	{
+		char	   *small = realloc(response.data, RESPONSE_KEEP_BYTES / 2 + 1);
+
+		if (small != NULL)
+		{
+			response.data = small;
+			response.cap = RESPONSE_KEEP_BYTES / 2 + 1;
+			res->body = small;
+		}
+	}
+}
+
+/* Wipes the last response (a login's, holding a token) from memory. */
+void
+vault_http_wipe_response(void)
+{
+	if (response.data != NULL)
+		explicit_bzero(response.data, response.len);
+	response.len = 0;
+}
+
+void
+vault_request(VaultResult *res, VaultMethod method, const char *path,
+			  const char *body, size_t bodylen, int flags)
+{
+	const char *token = NULL;
+
+	if ((flags & VAULT_NO_AUTH) == 0)
+		token = vault_auth_token();
+	vault_http_perform(res, method, path, body, bodylen, token, flags);
+	if (token != NULL && res->transport == VT_OK && res->status == 403 &&
+		vault_auth_refresh_after_forbidden(res))
+		vault_http_perform(res, method, path, body, bodylen,
+						   vault_auth_token(), flags);
+}
+
+void
+vault_http_init(void)
+{
+	const char *env_addr = getenv("VAULT_ADDR");
+
+	DefineCustomStringVariable("vault.addr",
+							   gettext_noop("Address of the Vault server, such as https://vault.example.com:8200."),
+							   gettext_noop("Defaults to the server's VAULT_ADDR environment variable, else " VAULT_DEFAULT_ADDR "."),
+							   &vault_addr,
+							   (env_addr && env_addr[0]) ? env_addr : VAULT_DEFAULT_ADDR,
+							   PGC_SUSET, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("vault.namespace",
+							   gettext_noop("Vault Enterprise namespace sent as X-Vault-Namespace; empty sends none."),
+							   NULL,
+							   &vault_namespace, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("vault.ca_file",
+							   gettext_noop("PEM file of the CA certificates that verify the Vault server; empty uses the system store."),
+							   NULL,
+							   &vault_ca_file, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomBoolVariable("vault.tls_skip_verify",
+							 gettext_noop("Skips verification of the Vault server's TLS certificate (insecure, development only)."),
+							 NULL,
+							 &vault_tls_skip_verify, false,
+							 PGC_SUSET, GUC_SUPERUSER_ONLY,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("vault.connect_timeout_ms",
+							gettext_noop("Time allowed to connect to Vault."),
+							NULL,
+							&vault_connect_timeout_ms, 5000, 1, 600000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("vault.timeout_ms",
+							gettext_noop("Time allowed for one Vault request, connection included."),
+							NULL,
+							&vault_timeout_ms, 30000, 1, 3600000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("vault.max_retries",
+							gettext_noop("Retries of a Vault request after a connection error, 412, 429 or 5xx other than 501."),
+							NULL,
+							&vault_max_retries, 2, 0, 10,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("vault.max_response_size",
+							gettext_noop("Largest Vault response accepted."),
+							NULL,
+							&vault_max_response_kb, 64 * 1024, 64, 512 * 1024,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+}

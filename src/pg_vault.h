@@ -1,0 +1,222 @@
+/*
+ * pg_vault.h
+ *    Interfaces between the areas of the pg_vault extension: the HTTP
+ *    client (http.c, the only file that includes curl), the request body
+ *    writer (request.c), the response reader and the one mapping from
+ *    outcomes to SQLSTATEs (envelope.c, the only file that parses Vault
+ *    JSON), authentication (auth.c) and the engines (transit.c, kv.c,
+ *    sys.c).
+ *
+ *    This header includes neither curl nor jansson, so that files which
+ *    need utils/builtins.h (whose json_object clashes with jansson's) can
+ *    use every area.
+ */
+#ifndef PG_VAULT_H
+#define PG_VAULT_H
+
+#include "lib/stringinfo.h"
+
+/* ---- HTTP client (http.c) ---- */
+
+typedef enum VaultMethod
+{
+	VAULT_GET,
+	VAULT_POST,
+	VAULT_PUT,
+	VAULT_DELETE,
+	VAULT_LIST					/* sent as GET ?list=true, like Vault's Go
+								 * client */
+} VaultMethod;
+
+/* Transport outcome of one exchange, before any HTTP status is looked at. */
+typedef enum VaultTransport
+{
+	VT_OK,						/* an HTTP response arrived */
+	VT_CONNECT,					/* could not connect or resolve */
+	VT_TIMEOUT,					/* vault.connect_timeout_ms/timeout_ms hit */
+	VT_LOST,					/* connection lost mid-exchange */
+	VT_TLS,						/* TLS handshake or certificate failure */
+	VT_TOO_LARGE,				/* response above vault.max_response_size */
+	VT_CONFIG,					/* bad address or option, curl setup failure */
+	VT_CANCELED,				/* aborted for a pending cancel */
+	VT_OTHER					/* any other libcurl failure */
+} VaultTransport;
+
+/*
+ * What a request may be retried on.  A retry after the request may have
+ * reached Vault repeats its effect, so requests that change state in a
+ * non-repeatable way (key rotation) retry only when Vault cannot have acted
+ * on them.
+ */
+#define VAULT_RETRY_IDEMPOTENT	0x01
+/* the request carries no token (sys/health, logins) */
+#define VAULT_NO_AUTH			0x02
+/* no retries at all (health checks report the state as it is) */
+#define VAULT_NO_RETRY			0x04
+
+typedef struct VaultResult
+{
+	VaultTransport transport;
+	long		status;			/* HTTP status when transport == VT_OK */
+	const char *body;			/* NUL-terminated; owned by http.c, valid
+								 * until the next request */
+	size_t		len;
+	char		errbuf[256];	/* libcurl's description when not VT_OK */
+} VaultResult;
+
+extern void vault_http_init(void);
+
+/*
+ * One exchange with retries, no authentication logic.  path is relative to
+ * /v1/ and already URL-safe; token NULL sends none.
+ */
+extern void vault_http_perform(VaultResult *res, VaultMethod method,
+							   const char *path, const char *body,
+							   size_t bodylen, const char *token, int flags);
+
+/* Wipes the last response body, for answers that carry a token. */
+extern void vault_http_wipe_response(void);
+
+/*
+ * An authenticated (unless VAULT_NO_AUTH) exchange: takes the token from
+ * auth.c, and when Vault answers 403 and the token can be replaced (AppRole),
+ * logs in again and repeats the request once.
+ */
+extern void vault_request(VaultResult *res, VaultMethod method,
+						  const char *path, const char *body, size_t bodylen,
+						  int flags);
+
+/* ---- request bodies and paths (request.c) ---- */
+
+/* A JSON object being written into a StringInfo. */
+typedef struct VaultJsonWriter
+{
+	StringInfo	buf;
+	bool		first;
+} VaultJsonWriter;
+
+extern void vault_jw_begin(VaultJsonWriter *w, StringInfo buf);
+extern void vault_jw_end(VaultJsonWriter *w);
+extern void vault_jw_key(VaultJsonWriter *w, const char *key);
+extern void vault_jw_string(VaultJsonWriter *w, const char *key,
+							const char *value);
+extern void vault_jw_base64(VaultJsonWriter *w, const char *key,
+							const char *data, size_t len);
+extern void vault_jw_int(VaultJsonWriter *w, const char *key, int64 value);
+extern void vault_jw_bool(VaultJsonWriter *w, const char *key, bool value);
+extern void vault_jw_raw(VaultJsonWriter *w, const char *key,
+						 const char *json);
+
+/* Appends a JSON string of (value, len); value need not be terminated. */
+extern void vault_append_json_string(StringInfo buf, const char *value,
+									 size_t len);
+
+/* Appends base64 of data to buf, quoted when quote. */
+extern void vault_append_base64(StringInfo buf, const char *data,
+								size_t len, bool quote);
+
+/* Checks a transit key name (Vault's \w([\w-.]*\w)?) and raises if bad. */
+extern void vault_check_key_name(const char *name);
+
+/* Appends a KV secret path, percent-encoded, raising on "." or ".." parts. */
+extern void vault_append_secret_path(StringInfo buf, const char *path,
+									 bool allow_empty);
+
+/* ---- responses and errors (envelope.c) ---- */
+
+/* What was being done, for error messages: errmsg "could not %s \"%s\"". */
+typedef struct VaultOp
+{
+	const char *what;			/* "encrypt with Vault key" */
+	const char *object;			/* the key or path; may be NULL */
+} VaultOp;
+
+typedef struct VaultDoc VaultDoc;
+
+/* Raises the mapped error for a failed transport or an error status. */
+extern void vault_raise_transport(const VaultResult *res, const VaultOp *op)
+			pg_attribute_noreturn();
+extern void vault_raise_status(const VaultResult *res, const VaultOp *op)
+			pg_attribute_noreturn();
+
+/*
+ * Parses a response.  Raises the mapped error unless the status is 2xx or
+ * accepted.  A 204 gives an empty
+ * document.  The document is freed with its memory context, or earlier by
+ * vault_doc_free.
+ */
+#define VAULT_ACCEPT_404	0x01	/* a 404 is returned, not raised */
+#define VAULT_ACCEPT_BATCH	0x02	/* a 400/500 carrying batch_results too */
+#define VAULT_ACCEPT_ANY	0x04	/* any status with a JSON object body */
+
+extern VaultDoc *vault_doc_parse(const VaultResult *res, const VaultOp *op,
+								 int accept);
+extern void vault_doc_free(VaultDoc *doc);
+extern long vault_doc_status(const VaultDoc *doc);
+extern bool vault_doc_has(VaultDoc *doc, const char *path);
+
+/*
+ * Field access by dotted path ("data.ciphertext").  "required" variants
+ * raise 08P01 when the field is missing or of the wrong type.
+ */
+extern const char *vault_doc_string_ref(VaultDoc *doc, const char *path,
+										size_t *len, const VaultOp *op);
+extern const char *vault_doc_string_opt(VaultDoc *doc, const char *path,
+										size_t *len);
+extern int64 vault_doc_int(VaultDoc *doc, const char *path,
+						   const VaultOp *op);
+extern bool vault_doc_int_opt(VaultDoc *doc, const char *path, int64 *value);
+extern bool vault_doc_bool_opt(VaultDoc *doc, const char *path, bool *value);
+
+/* Serialised JSON of a subtree (NULL when missing), optionally minus keys. */
+extern char *vault_doc_json(VaultDoc *doc, const char *path,
+							const char *const *omit);
+
+/* Field "path" as text: strings raw, other values as JSON, null as NULL. */
+extern char *vault_doc_field_text(VaultDoc *doc, const char *path,
+								  const char *field, bool *found);
+
+/* The strings of an array (data.keys); returns the count. */
+extern int	vault_doc_string_array(VaultDoc *doc, const char *path,
+								   char ***items, const VaultOp *op);
+
+/*
+ * data.batch_results of a transit batch: n results expected; for each,
+ * field's string (no copy) is stored in values[i]/lens[i].  A failed item
+ * raises an error naming subscripts[i] (its SQL array subscript).
+ */
+extern void vault_doc_batch(VaultDoc *doc, const char *field, int n,
+							const char **values, size_t *lens,
+							const int *subscripts, const VaultOp *op);
+
+/* Whether an error response lists the given message among its errors. */
+extern bool vault_result_has_error(const VaultResult *res, const char *message);
+
+/* Raises the error of a Vault 404 (42704) with a detail sentence. */
+extern void vault_raise_not_found(const VaultOp *op, const char *detail)
+			pg_attribute_noreturn();
+
+/* Raises 08P01 for a response that does not have the expected shape. */
+extern void vault_raise_malformed(const VaultOp *op, const char *detail)
+			pg_attribute_noreturn();
+
+/* ---- authentication (auth.c) ---- */
+
+extern void vault_auth_init(void);
+/* The token for the next request; never NULL (raises when none). */
+extern const char *vault_auth_token(void);
+/* After a 403: true when a fresh token was obtained and the request may
+ * be repeated once. */
+extern bool vault_auth_refresh_after_forbidden(const VaultResult *res);
+
+/* ---- engines ---- */
+
+extern void vault_transit_init(void);
+extern void vault_kv_init(void);
+
+/* GUCs read by several areas */
+extern int	vault_batch_size;
+extern char *vault_transit_mount;
+extern char *vault_kv_mount;
+
+#endif							/* PG_VAULT_H */

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# demo.sh: `make demo`.  The whole system in the foreground, on state kept
+# under <repo>/.demo/ so that a second run finds the same keys and data:
+#
+#   .demo/vault/        the development Vault server's state (keys, secrets,
+#                       tokens), root token, unseal key, audit log and log
+#   .demo/pgdata        the PostgreSQL cluster; .demo/pg/ its socket and log;
+#                       .demo/pg-port the port it keeps across runs
+#   .demo/vault-token   the token file the extension reads (vault.token_file)
+#   .demo/approle/      the app's AppRole role_id and secret_id
+#   .demo/env           VAULT_ADDR, VAULT_TOKEN, PG*, APP_URL (source it)
+#
+# The Makefile builds first; this script only starts, bootstraps and waits.
+# Ctrl-C or SIGTERM stops everything it started.
+set -uo pipefail
+
+# Always the demo's own Vault, even from a shell that sourced .demo/env.
+unset VAULT_ADDR VAULT_TOKEN
+
+cd "$(dirname "$0")/../.." || exit 1
+source test/lib/servers.sh
+
+DEMO=$PGV_REPO/.demo
+VAULT_PORT=8200
+DEMO_DB=pg_vault_demo
+
+say() { echo "[demo] $*"; }
+die() { echo "[demo] $*" >&2; exit 1; }
+
+mkdir -p "$DEMO/vault"
+chmod 0700 "$DEMO/vault"
+
+# ---- checks before starting anything ----
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$DEMO"; then
+	die "the postgres user cannot reach $DEMO, where the demo keeps its cluster.
+[demo] Let it traverse every parent directory (for example: chmod o+x $(dirname "$PGV_REPO")),
+[demo] or clone the repository under a directory it can enter, such as /srv or /opt."
+fi
+if [ -s "$DEMO/vault/vault.pid" ] && kill -0 "$(cat "$DEMO/vault/vault.pid")" 2>/dev/null; then
+	die "a Vault server from an earlier make demo still runs (pid $(cat "$DEMO/vault/vault.pid")); stop it first: kill $(cat "$DEMO/vault/vault.pid")"
+fi
+pgv_port_free "$VAULT_PORT" ||
+	die "127.0.0.1:$VAULT_PORT is in use by another program; the demo's Vault needs it"
+if [ -s "$DEMO/pgdata/postmaster.pid" ] &&
+	pgv_as_pg "$PGV_PGBIN/pg_ctl" -D "$DEMO/pgdata" status >/dev/null 2>&1; then
+	die "a PostgreSQL from an earlier make demo still runs on $DEMO/pgdata; stop it first:
+[demo]   $([ "$(id -u)" -eq 0 ] && echo 'runuser -u postgres -- ')$PGV_PGBIN/pg_ctl -D $DEMO/pgdata stop"
+fi
+
+# The root token is made once: the persisted state knows it, and .demo/env
+# keeps working across runs.
+if [ ! -s "$DEMO/vault/root-token" ]; then
+	(umask 077 && pgv_random_token >"$DEMO/vault/root-token")
+fi
+chmod 0600 "$DEMO/vault/root-token"
+
+PG_PORT=$(cat "$DEMO/pg-port" 2>/dev/null || true)
+if [ -z "$PG_PORT" ] || ! pgv_port_free "$PG_PORT"; then
+	[ -n "$PG_PORT" ] && say "port $PG_PORT is taken now; PostgreSQL moves to another one"
+	PG_PORT=$(pgv_free_port)
+	echo "$PG_PORT" >"$DEMO/pg-port"
+fi
+
+trap 'pgv_stop_all' EXIT
+trap 'echo; say "stopping"; pgv_stop_all; trap - EXIT; say "stopped"; exit 0' INT TERM
+
+# ---- servers, through the shared fixtures, parameterised for .demo ----
+PGV_RUN=$DEMO
+PGV_RUN_TEMP=0
+PGV_VAULT_DIR=$DEMO/vault
+PGV_VAULT_STATE=$DEMO/vault/state.json
+PGV_VAULT_LISTEN=127.0.0.1:$VAULT_PORT
+PGV_ROOT_TOKEN=$(cat "$DEMO/vault/root-token")
+PGV_PG_DIR=$DEMO/pg
+PGV_PGDATA=$DEMO/pgdata
+PGV_PG_PORT=$PG_PORT
+PGV_TOKEN_FILE=$DEMO/vault-token
+export PGV_RUN PGV_RUN_TEMP
+
+pgv_start_vault || die "the Vault server did not start (log: $DEMO/vault/vault.log)"
+pgv_start_pg || die "PostgreSQL did not start (log: $DEMO/pg/postgresql.log)"
+
+# ---- the extension ----
+if [ "$(id -u)" -eq 0 ]; then
+	make --no-print-directory install PG_CONFIG="$PG_CONFIG" >"$DEMO/install.log" 2>&1 ||
+		say "make install failed (see $DEMO/install.log)"
+fi
+if [ -z "$(psql -XAtq -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DEMO_DB'")" ]; then
+	psql -Xq -d postgres -c "CREATE DATABASE $DEMO_DB" || die "could not create database $DEMO_DB"
+fi
+if err=$(psql -Xq -v ON_ERROR_STOP=1 -d "$DEMO_DB" -c 'CREATE EXTENSION IF NOT EXISTS pg_vault' 2>&1); then
+	say "extension pg_vault: created in database $DEMO_DB"
+else
+	say "extension pg_vault is not installable yet; the demo goes on without it"
+	say "  ($(echo "$err" | head -n 1))"
+fi
+
+# ---- Vault's keys, secrets, policies and AppRole (idempotent) ----
+APP_DB_PORT=$PGPORT APP_DB_NAME=$DEMO_DB bash vault/bootstrap --out "$DEMO/approle" \
+	--database-url "postgresql://{{username}}:{{password}}@127.0.0.1:$PGPORT/$DEMO_DB?sslmode=disable" \
+	--database-username postgres ||
+	die "vault/bootstrap failed"
+
+(
+	umask 077
+	cat >"$DEMO/env" <<-EOF
+	# pg_vault demo (make demo): source this file
+	export VAULT_ADDR=$VAULT_ADDR
+	export VAULT_TOKEN=$VAULT_TOKEN
+	export PGHOST=$PGHOST
+	export PGPORT=$PGPORT
+	export PGUSER=$PGUSER
+	export PGDATABASE=$DEMO_DB
+	export APP_URL=http://127.0.0.1:5000
+	EOF
+)
+
+echo
+echo "pg_vault demo is running (state in $DEMO; Ctrl-C stops it):"
+printf '  %-28s %-24s %s\n' \
+	"Vault (development server)" "$VAULT_ADDR" "log $PGV_VAULT_LOG" \
+	"PostgreSQL $("$PG_CONFIG" --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')" "127.0.0.1:$PGPORT" "database $DEMO_DB, log $PGV_PG_LOG" \
+	"AppRole pg-vault-app" "$DEMO/approle/" "role_id, secret_id"
+cat <<EOF
+
+In another shell:
+  source $DEMO/env
+  curl -s \$VAULT_ADDR/v1/sys/health
+  curl -s -H "X-Vault-Token: \$VAULT_TOKEN" \$VAULT_ADDR/v1/secret/data/app/api
+  curl -s -H "X-Vault-Token: \$VAULT_TOKEN" -X POST \\
+       -d "{\"plaintext\":\"\$(printf 'hello world' | base64)\"}" \$VAULT_ADDR/v1/transit/encrypt/user-data
+  psql
+EOF
+
+# Wait, waking for signals; leave if a server dies under us.
+while kill -0 "$(cat "$PGV_VAULT_DIR/vault.pid" 2>/dev/null)" 2>/dev/null &&
+	kill -0 "$(head -n 1 "$PGV_PGDATA/postmaster.pid" 2>/dev/null)" 2>/dev/null; do
+	sleep 1 &
+	wait $!
+done
+say "a server stopped unexpectedly (logs: $PGV_VAULT_LOG, $PGV_PG_LOG)"
+exit 1
