@@ -82,7 +82,7 @@ route_find(const char *method, const char *path, char *param, size_t param_len,
 	allowed[0] = '\0';
 	for (i = 0; i < N_ROUTES; i++)
 	{
-		char		scratch[64];
+		char		scratch[64] = "";
 
 		if (!path_matches(routes[i].pattern, path, scratch, sizeof(scratch)))
 			continue;

@@ -278,11 +278,17 @@ schedule_token(long granted, long asked)
 	}
 	token_expires = now + (uint64_t) granted * 1000000u;
 	token_next = now + (uint64_t) granted * 1000000u * 2 / 3;
+	token_relogin = !token_renewable;
 	/*
-	 * Granted less than asked: the token is near its max TTL and will not
-	 * last; a fresh login (when we have one) replaces it before it ends.
+	 * Granted less than asked: the token is within one TTL of its max TTL
+	 * and cannot be kept; replace it now, while it can still revoke itself
+	 * and its lease (TTLs are whole seconds: waiting longer risks that).
 	 */
-	token_relogin = !token_renewable || (asked > 0 && granted < asked);
+	if (asked > 0 && granted < asked)
+	{
+		token_relogin = true;
+		token_next = now;
+	}
 }
 
 /* AppRole login; the new token replaces the current one. */
@@ -404,8 +410,13 @@ schedule_lease(long granted, long asked)
 	lease_ttl = granted > 0 ? granted : lease_ttl;
 	lease_expires = granted > 0 ? now + (uint64_t) granted * 1000000u : 0;
 	lease_next = granted > 0 ? now + (uint64_t) granted * 1000000u * 2 / 3 : 0;
-	/* capped by the role's max_ttl: this lease ends; take new credentials */
-	lease_replace = asked > 0 && granted < asked;
+	lease_replace = false;
+	/* capped by the role's max_ttl: this lease ends soon; take new credentials */
+	if (asked > 0 && granted < asked)
+	{
+		lease_replace = true;
+		lease_next = now;
+	}
 }
 
 /*
@@ -471,7 +482,10 @@ revoke_lease(const char *id)
 	snprintf(path, sizeof(path), "sys/leases/revoke/%s", id);
 	status = vault_call("PUT", path, NULL, token, NULL);
 	if (status == 204 || status == 200)
+	{
 		lease_event("lease_revoked");
+		log_msg("info", "db_credentials", "database lease revoked");
+	}
 	else
 		vault_event("warning", "lease_revoke_failed",
 					"could not revoke a database lease (the token's policy needs update on sys/leases/revoke/<mount>/creds/<role>/*)",

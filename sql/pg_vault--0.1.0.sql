@@ -283,3 +283,99 @@ BEGIN
 		'@extschema@');
 END
 $$;
+
+-- ==== dynamic database credentials (src/creds.c) ===========================
+/*
+ * Vault's database secrets engine: short-lived database users that Vault
+ * creates on request and drops when their lease is revoked or expires.
+ *
+ *   vault_credentials  vault_db_creds, vault_lease_renew, vault_lease_revoke,
+ *                      vault_lease_lookup (and vault_health)
+ *
+ * Membership in vault_credentials lets a role obtain any credentials that
+ * pg_vault's Vault token may read, and renew or revoke any lease that token
+ * may touch: grant it like the database roles those credentials stand for.
+ * The token needs "read" on <mount>/creds/<role> and "update" on
+ * sys/leases/renew, sys/leases/lookup (both in Vault's default policy) and
+ * sys/leases/revoke.
+ *
+ * The password vault_db_creds returns is a live credential.  pg_vault never
+ * writes it into a message, at any log level, and wipes the copies it
+ * holds; PostgreSQL logs statement text, never results.  So:
+ *   - do not log or print the rows in the calling application;
+ *   - do not pass the password into the text of another statement (a
+ *     connection string, CREATE USER MAPPING ...): log_statement and
+ *     log_min_error_statement would write it to the server log, and
+ *     pg_stat_activity shows it while the statement runs;
+ *   - do not store it in a table; use SSL between client and server.
+ * PostgreSQL also logs the statements Vault runs to create the user, password
+ * included, if log_statement is 'ddl' or 'all' for Vault's connection: keep
+ * it 'none' for the role Vault connects as, or set the connection's
+ * password_authentication to scram-sha-256 (Vault then sends a verifier).
+ *
+ * Nothing here is transactional: credentials issued in a transaction that
+ * rolls back stay valid until their lease is revoked or expires.
+ *
+ * Revocation runs the Vault role's revocation_statements, or Vault's default
+ * revocation (REVOKE of its privileges, then DROP ROLE).  DROP ROLE neither
+ * waits for nor terminates the role's open sessions: they stay connected
+ * until they disconnect, but whatever needs the role's privileges fails
+ * ("permission denied"; current_user raises "invalid role OID"), and no new
+ * login succeeds.  A role whose sessions must end at once puts
+ *   SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}';
+ * before DROP ROLE in its revocation_statements.
+ */
+
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'vault_credentials') THEN
+		CREATE ROLE vault_credentials NOLOGIN;
+	END IF;
+END
+$$;
+
+CREATE FUNCTION vault_db_creds(role text, mount text DEFAULT 'database')
+RETURNS TABLE(username text, password text, lease_id text,
+			  lease_duration integer, renewable boolean)
+AS 'MODULE_PATHNAME', $$pg_vault_db_creds$$
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE ROWS 1;
+COMMENT ON FUNCTION vault_db_creds(text, text) IS
+'new database credentials from Vault''s database engine (GET <mount>/creds/<role>): username, password, lease_id, lease_duration in seconds, renewable; never log the password';
+
+CREATE FUNCTION vault_lease_renew(lease_id text, increment interval DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', $$pg_vault_lease_renew$$
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION vault_lease_renew(text, interval) IS
+'renew a Vault lease by increment (NULL: Vault''s choice), capped at its max TTL; returns {lease_id, lease_duration, renewable, warnings}';
+
+CREATE FUNCTION vault_lease_revoke(lease_id text)
+RETURNS void
+AS 'MODULE_PATHNAME', $$pg_vault_lease_revoke$$
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION vault_lease_revoke(text) IS
+'revoke a Vault lease now (sync): for database credentials, the user is dropped before this returns';
+
+CREATE FUNCTION vault_lease_lookup(lease_id text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', $$pg_vault_lease_lookup$$
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION vault_lease_lookup(text) IS
+'a Vault lease''s id, issue_time, expire_time, last_renewal, renewable and ttl (seconds left)';
+
+REVOKE EXECUTE ON FUNCTION
+	vault_db_creds(text, text), vault_lease_renew(text, interval),
+	vault_lease_revoke(text), vault_lease_lookup(text)
+FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+	vault_db_creds(text, text), vault_lease_renew(text, interval),
+	vault_lease_revoke(text), vault_lease_lookup(text), vault_health()
+TO vault_credentials;
+
+DO $$
+BEGIN
+	EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO vault_credentials', '@extschema@');
+END
+$$;
+-- ==== end of dynamic database credentials ==================================

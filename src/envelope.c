@@ -502,6 +502,16 @@ vault_doc_bool_opt(VaultDoc *doc, const char *path, bool *value)
 	return true;
 }
 
+void
+vault_doc_wipe_string(VaultDoc *doc, const char *path)
+{
+	json_t	   *n = lookup(doc, path);
+
+	/* jansson has no wiping API; the value is its own malloc'd buffer */
+	if (json_is_string(n))
+		explicit_bzero((char *) json_string_value(n), json_string_length(n));
+}
+
 /* Serialises a node into server-encoded palloc'd text. */
 static char *
 dump_node(json_t *n)

@@ -118,6 +118,15 @@ extern void vault_append_base64(StringInfo buf, const char *data,
 /* Checks a transit key name (Vault's \w([\w-.]*\w)?) and raises if bad. */
 extern void vault_check_key_name(const char *name);
 
+/* The same for an engine's role name (database/creds/:name). */
+extern void vault_check_role_name(const char *name);
+
+/*
+ * Appends a mount path passed by a caller, percent-encoded, raising on an
+ * empty path or an empty, "." or ".." part.
+ */
+extern void vault_append_mount_path(StringInfo buf, const char *mount);
+
 /* Appends a KV secret path, percent-encoded, raising on "." or ".." parts. */
 extern void vault_append_secret_path(StringInfo buf, const char *path,
 									 bool allow_empty);
@@ -167,6 +176,12 @@ extern int64 vault_doc_int(VaultDoc *doc, const char *path,
 						   const VaultOp *op);
 extern bool vault_doc_int_opt(VaultDoc *doc, const char *path, int64 *value);
 extern bool vault_doc_bool_opt(VaultDoc *doc, const char *path, bool *value);
+
+/*
+ * Zeroes a string field's value inside the parsed document, for a secret
+ * (an issued password) that must not linger in freed memory.
+ */
+extern void vault_doc_wipe_string(VaultDoc *doc, const char *path);
 
 /* Serialised JSON of a subtree (NULL when missing), optionally minus keys. */
 extern char *vault_doc_json(VaultDoc *doc, const char *path,

@@ -139,8 +139,9 @@ is_word_char(char c)
 		(c >= '0' && c <= '9') || c == '_';
 }
 
-void
-vault_check_key_name(const char *name)
+/* Vault's framework.GenericNameRegex: \w([\w-.]*\w)? */
+static bool
+is_vault_name(const char *name)
 {
 	size_t		len = strlen(name);
 	size_t		i;
@@ -148,11 +149,27 @@ vault_check_key_name(const char *name)
 
 	for (i = 1; ok && i + 1 < len; i++)
 		ok = is_word_char(name[i]) || name[i] == '-' || name[i] == '.';
-	if (!ok)
+	return ok;
+}
+
+void
+vault_check_key_name(const char *name)
+{
+	if (!is_vault_name(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid Vault key name \"%s\"", name),
 				 errdetail("Key names consist of letters, digits, \"_\", \"-\" and \".\", and start and end with a letter, digit or \"_\".")));
+}
+
+void
+vault_check_role_name(const char *name)
+{
+	if (!is_vault_name(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid Vault role name \"%s\"", name),
+				 errdetail("Role names consist of letters, digits, \"_\", \"-\" and \".\", and start and end with a letter, digit or \"_\".")));
 }
 
 static inline bool
@@ -160,6 +177,41 @@ is_unreserved(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		(c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/*
+ * A mount path given as an argument follows the rules of a secret path;
+ * checking it first gives a message that names it for what it is.
+ */
+void
+vault_append_mount_path(StringInfo buf, const char *mount)
+{
+	const char *p = mount;
+	const char *end = mount + strlen(mount);
+	bool		ok;
+
+	while (p < end && *p == '/')
+		p++;
+	while (end > p && end[-1] == '/')
+		end--;
+	ok = p < end;
+	while (ok && p < end)
+	{
+		const char *seg = p;
+
+		while (p < end && *p != '/')
+			p++;
+		ok = !(p == seg || (p - seg == 1 && seg[0] == '.') ||
+			   (p - seg == 2 && seg[0] == '.' && seg[1] == '.'));
+		if (p < end)
+			p++;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid Vault mount path \"%s\"", mount),
+				 errdetail("A mount path must not be empty nor contain empty, \".\" or \"..\" segments.")));
+	vault_append_secret_path(buf, mount, false);
 }
 
 void

@@ -38,13 +38,11 @@ WORK=$(mktemp -d /tmp/pg_vault-coverage.XXXXXX)
 chmod 0755 "$WORK"	# the postgres user must reach the copy
 trap 'rm -rf "$WORK"' EXIT
 TREE=$WORK/tree
-mkdir "$TREE"
 
 echo "== test-coverage: copying the source tree to $TREE"
-git ls-files -z --cached --others --exclude-standard |
-	xargs -0 -I{} sh -c 'test -f "$1" && printf "%s\0" "$1"' _ {} |
-	tar --null -T - -cf - | tar -C "$TREE" -xf -
-[ -f "$TREE/Makefile" ] || { echo "test-coverage: copying the tree failed" >&2; exit 2; }
+# shellcheck source=test/ci/tree.sh
+source test/ci/tree.sh
+ci_copy_tree "$TREE" || exit 2
 
 if [ "$(id -u)" -eq 0 ]; then
 	find "$TREE/src" -type d -exec chown postgres {} +

@@ -85,9 +85,11 @@ tidy_one() {
 }
 export -f tidy_one
 export WORK ROOT filter PG_INC_SERVER PG_INC
-# shellcheck disable=SC2016 # $1 belongs to the inner shell
-printf '%s\0' "${EXT_SRCS[@]}" "${PROG_SRCS[@]}" |
-	xargs -0 -n 1 -P "$JOBS" bash -c 'tidy_one "$1"' tidy
+if [ $((${#EXT_SRCS[@]} + ${#PROG_SRCS[@]})) -gt 0 ]; then
+	# shellcheck disable=SC2016 # $1 belongs to the inner shell
+	printf '%s\0' "${EXT_SRCS[@]}" "${PROG_SRCS[@]}" |
+		xargs -0 -n 1 -P "$JOBS" bash -c 'tidy_one "$1"' tidy
+fi
 for log in "$WORK"/tidy.*.log; do
 	[ -e "$log" ] || continue
 	sed -nE 's#^('"$ROOT"'/)?([^: ]+):([0-9]+):([0-9]+): (warning|error): .*\[([A-Za-z0-9_.,-]+)\]$#clang-tidy\t\6\t\2\t&#p' "$log"

@@ -95,11 +95,40 @@ else
 	say "  ($(echo "$err" | head -n 1))"
 fi
 
+# ---- the app's schema (idempotent) ----
+PGOPTIONS='-c client_min_messages=warning' psql -Xq -v ON_ERROR_STOP=1 -d "$DEMO_DB" \
+	-f app/schema.sql >/dev/null || say "app/schema.sql could not be applied"
+
 # ---- Vault's keys, secrets, policies and AppRole (idempotent) ----
 APP_DB_PORT=$PGPORT APP_DB_NAME=$DEMO_DB bash vault/bootstrap --out "$DEMO/approle" \
 	--database-url "postgresql://{{username}}:{{password}}@127.0.0.1:$PGPORT/$DEMO_DB?sslmode=disable" \
-	--database-username postgres ||
+	--database-username postgres --database-grant vault_app ||
 	die "vault/bootstrap failed"
+
+# ---- the app: two API credentials issued once, kept in .demo/app-tokens ----
+APP_STARTED=
+if [ -x "$PGV_APP_BIN" ]; then
+	if [ ! -s "$DEMO/app-tokens" ]; then
+		(
+			umask 077
+			all=$("$PGV_APP_BIN" --issue-credential demo --scopes read,encrypt,decrypt) &&
+				nodec=$("$PGV_APP_BIN" --issue-credential demo-no-decrypt --scopes read,encrypt) &&
+				printf 'export APP_TOKEN=%s\nexport APP_TOKEN_NO_DECRYPT=%s\n' "$all" "$nodec" \
+					>"$DEMO/app-tokens"
+		) || say "could not issue the app's API credentials"
+	fi
+	PGV_APP_DIR=$DEMO/app
+	if PGV_APP_LISTEN=127.0.0.1:5000 pgv_start_app APP_ENV=development APP_DB_ROLE=app-role \
+		"APP_DATABASE_URL=host=127.0.0.1 port=$PGPORT dbname=$DEMO_DB" \
+		VAULT_ADDR="$VAULT_ADDR" VAULT_ROLE_ID="$(cat "$DEMO/approle/role_id")" \
+		VAULT_SECRET_ID_FILE="$DEMO/approle/secret_id"; then
+		APP_STARTED=1
+	else
+		say "the app did not start (log: $DEMO/app/app.log); the demo goes on without it"
+	fi
+else
+	say "app/pg-vault-app is not built; the demo goes on without it"
+fi
 
 (
 	umask 077
@@ -113,6 +142,7 @@ APP_DB_PORT=$PGPORT APP_DB_NAME=$DEMO_DB bash vault/bootstrap --out "$DEMO/appro
 	export PGDATABASE=$DEMO_DB
 	export APP_URL=http://127.0.0.1:5000
 	EOF
+	[ -s "$DEMO/app-tokens" ] && cat "$DEMO/app-tokens" >>"$DEMO/env"
 )
 
 echo
@@ -121,6 +151,8 @@ printf '  %-28s %-24s %s\n' \
 	"Vault (development server)" "$VAULT_ADDR" "log $PGV_VAULT_LOG" \
 	"PostgreSQL $("$PG_CONFIG" --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')" "127.0.0.1:$PGPORT" "database $DEMO_DB, log $PGV_PG_LOG" \
 	"AppRole pg-vault-app" "$DEMO/approle/" "role_id, secret_id"
+[ -n "$APP_STARTED" ] && printf '  %-28s %-24s %s\n' \
+	"app (pg-vault-app)" "http://127.0.0.1:5000" "log $DEMO/app/app.log, pid $PGV_APP_PID"
 cat <<EOF
 
 In another shell:
@@ -130,6 +162,13 @@ In another shell:
   curl -s -H "X-Vault-Token: \$VAULT_TOKEN" -X POST \\
        -d "{\"plaintext\":\"\$(printf 'hello world' | base64)\"}" \$VAULT_ADDR/v1/transit/encrypt/user-data
   psql
+  curl -s \$APP_URL/health
+  curl -s -H "Authorization: Bearer \$APP_TOKEN" \$APP_URL/api/secret
+  curl -s -H "Authorization: Bearer \$APP_TOKEN" -X POST -d '{"email":"ada@example.com","name":"Ada","ssn":"123-45-6789"}' \$APP_URL/api/users
+  curl -s -H "Authorization: Bearer \$APP_TOKEN" \$APP_URL/api/users
+  curl -s -H "Authorization: Bearer \$APP_TOKEN" \$APP_URL/api/users/1/ssn
+  curl -s -H "Authorization: Bearer \$APP_TOKEN_NO_DECRYPT" \$APP_URL/api/users/1/ssn     # 403
+  curl -s -H "Authorization: Bearer \$APP_TOKEN" -X POST -d '{"plaintext":"hello"}' \$APP_URL/api/encrypt
 EOF
 
 # Wait, waking for signals; leave if a server dies under us.

@@ -9,6 +9,8 @@ PACKAGES=(
 	libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev libssl-dev libpq-dev
 	python3-hvac python3-psycopg2 libtap-parser-sourcehandler-pgtap-perl
 	wrk curl openssl make gcc
+	# lint, security-scan, static checks, test-coverage and format (test/ci/)
+	cppcheck clang-tidy clang-format shellcheck python3-yaml git lcov
 )
 
 missing=()

@@ -19,6 +19,7 @@
 #   PGV_VAULT_STATE   state file (default $PGV_VAULT_DIR/state.json, so that
 #                     pgv_restart_vault keeps keys, secrets and tokens)
 #   PGV_ROOT_TOKEN    root token to use (default: a random one)
+#   PGV_VAULT_AUDIT   0: no audit device (default 1: $PGV_VAULT_DIR/audit.log)
 #   PGV_PG_DIR        directory for the cluster's socket and log
 #                     (default $PGV_RUN/pg)
 #   PGV_PGDATA        data directory (default $PGV_PG_DIR/data); an existing
@@ -119,17 +120,19 @@ pgv_vault_health() {
 # Start vault-dev in the background from the exported knobs and wait until
 # it reports healthy.  Used for the first start and for restarts.
 pgv_vault_launch() {
-	local listen=$1 dir=$PGV_VAULT_DIR pid i scheme=http tls=()
+	local listen=$1 dir=$PGV_VAULT_DIR pid i scheme=http tls=() audit=()
 	if [ -n "${PGV_VAULT_TLS_CERT:-}" ]; then
 		scheme=https
 		tls=(--tls-cert "$PGV_VAULT_TLS_CERT" --tls-key "$PGV_VAULT_TLS_KEY")
 	fi
+	# PGV_VAULT_AUDIT=0 runs without the audit device (benchmarks)
+	[ "${PGV_VAULT_AUDIT:-1}" = 0 ] || audit=(--audit-file "$PGV_AUDIT_FILE")
 	rm -f "$dir/port"
 	# the root token goes through a 0600 file, never the command line (ps)
 	(umask 077 && printf '%s\n' "$VAULT_TOKEN" >"$dir/root-token")
 	"$PGV_VAULT_BIN" --addr "$listen" --port-file "$dir/port" \
 		--root-token-file "$dir/root-token" --unseal-key-file "$PGV_UNSEAL_KEY_FILE" \
-		--audit-file "$PGV_AUDIT_FILE" --state "$PGV_VAULT_STATE" "${tls[@]}" \
+		"${audit[@]}" --state "$PGV_VAULT_STATE" "${tls[@]}" \
 		</dev/null >>"$PGV_VAULT_LOG" 2>&1 &
 	pid=$!
 	echo "$pid" >"$dir/vault.pid"

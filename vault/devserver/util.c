@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 static const char *const vop_names[OP__COUNT] = {
@@ -28,14 +29,41 @@ vop_name(vop op)
 
 /* ---- randomness and time ---- */
 
-void
-rand_bytes(unsigned char *buf, size_t n)
+static void
+rand_fill(unsigned char *buf, size_t n)
 {
 	if (RAND_bytes(buf, (int) n) != 1)
 	{
 		fprintf(stderr, "vault-dev: the random number generator failed\n");
 		abort();
 	}
+}
+
+/*
+ * Small requests (a 12-byte nonce per batch item, a request id per
+ * request) are served from a per-thread pool refilled from OpenSSL's DRBG:
+ * each RAND_bytes call costs a getpid() system call for fork safety.
+ * Keys and other large draws go to the DRBG directly.
+ */
+void
+rand_bytes(unsigned char *buf, size_t n)
+{
+	static __thread unsigned char pool[4096];
+	static __thread size_t left;
+
+	if (n > 64)
+	{
+		rand_fill(buf, n);
+		return;
+	}
+	if (left < n)
+	{
+		rand_fill(pool, sizeof(pool));
+		left = sizeof(pool);
+	}
+	memcpy(buf, pool + sizeof(pool) - left, n);
+	OPENSSL_cleanse(pool + sizeof(pool) - left, n);
+	left -= n;
 }
 
 void

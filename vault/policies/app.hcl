@@ -62,3 +62,8 @@ path "auth/token/renew-self" {
 path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
+
+# revoke a database lease the app replaced before it expired
+path "sys/leases/revoke/database/creds/app-role/*" {
+  capabilities = ["update"]
+}
