@@ -41,7 +41,7 @@ all: $(DEVSERVER)
 
 $(DEVSERVER): $(DEVSERVER_SRCS) $(DEVSERVER_HDRS)
 	$(PROG_CC) $(PROG_CFLAGS) $(PROG_WARN) $(PROG_INCLUDE) -o $@ $(DEVSERVER_SRCS) \
-		-lmicrohttpd -ljansson -lcrypto -lssl -lpq -lpthread
+		-lmicrohttpd -ljansson -lcrypto -lssl -lpq -lpthread -lm
 
 APP      = app/pg-vault-app
 APP_SRCS = $(wildcard app/*.c) $(COMMON_SRCS)
@@ -76,8 +76,10 @@ bench: deps
 CI_DIR             = test/ci
 FORMAT_DIRS        = src src/common app vault/devserver
 FORMAT_FILES       = $(wildcard $(addsuffix /*.c,$(FORMAT_DIRS)) $(addsuffix /*.h,$(FORMAT_DIRS)))
-COVERAGE_FLOOR    ?= 60
-COVERAGE_FLOOR_EXT ?= 75
+# Line coverage measured by make test-coverage: 73% of everything, 89% of
+# the extension (src/); the floors sit under that, so a drop fails.
+COVERAGE_FLOOR    ?= 65
+COVERAGE_FLOOR_EXT ?= 80
 IMAGE_PREFIX      ?= pg-vault
 IMAGE_TAG         ?= dev
 CI_LOCAL_STEPS     = lint security-scan static-checks test

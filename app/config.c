@@ -145,6 +145,9 @@ parse_keys(const char *list, char *err, size_t errlen)
 			if (!isalnum((unsigned char) *c) && *c != '-' && *c != '_' && *c != '.')
 			{
 				snprintf(err, errlen, "APP_TRANSIT_KEYS: \"%s\" is not a key name", tok);
+				free(app_config.transit_keys);
+				app_config.transit_keys = NULL;
+				free(copy);
 				return false;
 			}
 		app_config.transit_keys[n++] = tok;
@@ -152,6 +155,9 @@ parse_keys(const char *list, char *err, size_t errlen)
 	if (n == 0)
 	{
 		snprintf(err, errlen, "APP_TRANSIT_KEYS names no key");
+		free(app_config.transit_keys);
+		app_config.transit_keys = NULL;
+		free(copy);
 		return false;
 	}
 	app_config.n_transit_keys = n;

@@ -15,6 +15,8 @@
  *   vault_kv_writer   vault_kv_put
  *   vault_admin       vault_rewrap, vault_rewrap_batch, vault_key_info,
  *                     vault_key_rotate, vault_key_config, vault_token_info
+ *   vault_credentials vault_db_creds, vault_lease_renew, vault_lease_revoke,
+ *                     vault_lease_lookup (see "dynamic database credentials")
  *
  * and vault_health to all of them.  Grant a login role only what it needs:
  *
@@ -82,14 +84,17 @@ COMMENT ON FUNCTION vault_rewrap(text, text, text) IS
 CREATE FUNCTION vault_hmac(input text, key text, algorithm text DEFAULT 'sha2-256')
 RETURNS text
 AS 'MODULE_PATHNAME', $$pg_vault_hmac$$
-LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+-- STABLE: within a statement the key's latest version does not change, so
+-- "WHERE ssn_hmac = vault_hmac('123-45-6789', 'user-data')" computes the HMAC
+-- once and uses the blind index's btree.
 COMMENT ON FUNCTION vault_hmac(text, text, text) IS
 'HMAC of text with a Vault Transit key (vault:vN: form), for blind indexes';
 
 CREATE FUNCTION vault_hmac(input bytea, key text, algorithm text DEFAULT 'sha2-256')
 RETURNS text
 AS 'MODULE_PATHNAME', $$pg_vault_hmac$$
-LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION vault_hmac(bytea, text, text) IS
 'HMAC of binary data with a Vault Transit key (vault:vN: form)';
 
@@ -379,3 +384,428 @@ BEGIN
 END
 $$;
 -- ==== end of dynamic database credentials ==================================
+
+-- ==== encrypted columns (src/columns.c) ====================================
+/*
+ * Columns that hold only Vault ciphertexts, filled by a trigger or by the
+ * application, found through blind indexes, migrated in place and rewrapped
+ * after a key rotation, in batches that commit as they go.
+ *
+ * The domain.  vault_ciphertext is text that must look like a Transit
+ * ciphertext (vault:v<N>:<base64>).  A plaintext is refused with 23514,
+ *   value for domain vault_ciphertext violates check constraint "vault_ciphertext_check"
+ * Use it for columns the application fills with vault_encrypt() itself.
+ *
+ * The trigger.  One declaration per table names the key, then each column
+ * as column[:blind_index_column][@other_key]:
+ *
+ *   CREATE TABLE users (
+ *       id            bigserial PRIMARY KEY,
+ *       email         text NOT NULL,
+ *       ssn           text CHECK (ssn::vault_ciphertext IS NOT NULL OR ssn IS NULL),
+ *       ssn_hmac      text,
+ *       payment_token text CHECK (payment_token::vault_ciphertext IS NOT NULL OR payment_token IS NULL)
+ *   );
+ *   CREATE INDEX ON users (ssn_hmac);
+ *   CREATE TRIGGER a_vault_encrypt BEFORE INSERT OR UPDATE ON users FOR EACH ROW
+ *       EXECUTE FUNCTION vault_encrypt_columns('user-data', 'ssn:ssn_hmac',
+ *                                              'payment_token@payment-data');
+ *
+ *   INSERT INTO users (email, ssn, payment_token) VALUES ('a@example.com', '123-45-6789', 'tok_1');
+ *   SELECT id FROM users WHERE ssn_hmac = vault_hmac('123-45-6789', 'user-data');
+ *
+ * The lookup computes the HMAC once (vault_hmac() is STABLE) and finds the
+ * row through the btree index.
+ * On INSERT and UPDATE it replaces each plaintext in those columns by its
+ * ciphertext and sets the blind index to vault_hmac(plaintext, key).  A
+ * value that already is a ciphertext is kept as it is, with the blind index
+ * as written: updating other columns, or inserting values encrypted by the
+ * application, costs no Vault request.  A NULL column gets a NULL blind
+ * index.  Columns are text, varchar or domains over them.
+ *
+ * PostgreSQL checks a column's domain when the value is assigned, before
+ * any BEFORE trigger runs, so a column the trigger encrypts is declared
+ * text, and the domain is checked after the trigger by the table constraint
+ * above (same SQLSTATE and message).  That constraint also refuses the
+ * plaintext when the trigger does not fire (disabled, or
+ * session_replication_role = replica).
+ *
+ * Bulk writes: a multi-row INSERT ... SELECT or VALUES (without RETURNING,
+ * ON CONFLICT or check options) and COPY FROM do not pay a request per row.
+ * The trigger holds each row with a plaintext back (nothing with a
+ * plaintext is written) and every vault.batch_size rows, and at the end of
+ * the statement, encrypts them through the batch API and inserts them in
+ * one statement; the command tag counts them.  A failure fails the
+ * statement, and nothing of it is committed.  Rows go one at a time (still
+ * correct, only slower) on partitions, tables with row security,
+ * statement-level INSERT triggers or transition tables, for a role without
+ * INSERT on the whole table, and when another BEFORE INSERT row trigger
+ * fires before this one: triggers fire in name order, hence a_vault_encrypt.
+ * UPDATEs go one row at a time.
+ *
+ * The trigger calls Vault with pg_vault's token, whichever role writes the
+ * row: the table's INSERT and UPDATE grants decide who may encrypt through
+ * it.  Creating the trigger needs EXECUTE on vault_encrypt_columns()
+ * (vault_encryptor).
+ *
+ * Migration of an existing table whose column holds plaintexts (create the
+ * trigger first, so that new writes arrive encrypted; the blind index needs
+ * vault_hasher too):
+ *
+ *   CALL vault_encrypt_column('users', 'ssn', 'user-data', 1000, 'ssn_hmac');
+ *   ALTER TABLE users ADD CHECK (ssn::vault_ciphertext IS NOT NULL OR ssn IS NULL);
+ *
+ * Key rotation:
+ *
+ *   SELECT vault_key_rotate('user-data');                          -- say 3
+ *   CALL vault_rewrap_column('users', 'ssn', 'user-data', 1000, 'ssn_hmac');
+ *   SELECT vault_rows_below_version('users', 'ssn', 3);             -- 0
+ *   SELECT vault_key_config('user-data', min_decryption_version => 3);
+ *
+ * Both procedures work in batches of batch_size rows, each encrypted or
+ * rewrapped through one batch request and committed; they report progress
+ * and a summary as NOTICEs, and must be CALLed outside a transaction block.
+ * Each write is a compare-and-swap on the row's ctid and old value: a row
+ * that another session changed meanwhile is left to it and picked up again
+ * by the next pass, so no concurrent update is lost.  After a crash or a
+ * cancel, CALL again: only rows not done yet are touched.  Blind indexes
+ * are HMACs with a key version too (vault:v<N>:...): after a rotation,
+ * vault_hmac() gives latest-version HMACs, which match only rows whose
+ * blind index was computed with that version.  Given its blind-index
+ * column, vault_rewrap_column recomputes it as well (this decrypts inside
+ * the server, so the caller needs vault_decryptor and vault_hasher too).
+ *
+ * A decrypting view for the roles allowed to read plaintexts:
+ *
+ *   CREATE VIEW users_clear WITH (security_barrier) AS
+ *       SELECT id, email, vault_decrypt(ssn, 'user-data') AS ssn FROM users;
+ *   GRANT SELECT ON users_clear TO support, auditor;
+ *   GRANT vault_decryptor TO auditor;
+ *
+ * The view reads the table with its owner's rights, but the functions in it
+ * run with the reader's: auditor sees plaintexts, support gets 42501
+ * (permission denied for function vault_decrypt).
+ *
+ * Privileges: vault_encrypt_columns() and vault_encrypt_column to
+ * vault_encryptor; vault_rewrap_column to vault_admin; the check functions
+ * to both; vault_is_ciphertext() and vault_ciphertext_version(), which call
+ * no Vault, to every Transit role.  The domain is usable by everyone.
+ */
+
+CREATE DOMAIN vault_ciphertext AS text
+	CONSTRAINT vault_ciphertext_check
+	CHECK (VALUE OPERATOR(pg_catalog.~) '^vault:v[0-9]{1,9}:[A-Za-z0-9+/]+={0,2}$');
+COMMENT ON DOMAIN vault_ciphertext IS
+'a Vault Transit ciphertext (vault:v<N>:<base64>); plaintext is refused';
+
+CREATE FUNCTION vault_is_ciphertext(value text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', $$pg_vault_is_ciphertext$$
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vault_is_ciphertext(text) IS
+'whether a value has the form of a Vault Transit ciphertext, as vault_ciphertext requires';
+
+CREATE FUNCTION vault_ciphertext_version(value text)
+RETURNS integer
+AS 'MODULE_PATHNAME', $$pg_vault_ciphertext_version$$
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vault_ciphertext_version(text) IS
+'the key version N of a vault:v<N>: ciphertext or HMAC; NULL for anything else';
+
+CREATE FUNCTION vault_encrypt_columns()
+RETURNS trigger
+AS 'MODULE_PATHNAME', $$pg_vault_encrypt_columns$$
+LANGUAGE C;
+COMMENT ON FUNCTION vault_encrypt_columns() IS
+'BEFORE INSERT OR UPDATE row trigger: vault_encrypt_columns(key, ''column[:blind_index_column][@key]'', ...) encrypts plaintexts, keeps ciphertexts, fills blind indexes; batches multi-row INSERT and COPY';
+
+CREATE FUNCTION vault_column_versions(tbl regclass, col name)
+RETURNS TABLE(version integer, rows bigint)
+LANGUAGE plpgsql STABLE
+AS $fn$
+BEGIN
+	RETURN QUERY EXECUTE pg_catalog.format(
+		'SELECT @extschema@.vault_ciphertext_version(%1$I::text), pg_catalog.count(*) '
+		'FROM %2$s WHERE %1$I IS NOT NULL GROUP BY 1 ORDER BY 1 NULLS FIRST',
+		col, tbl);
+END
+$fn$;
+COMMENT ON FUNCTION vault_column_versions(regclass, name) IS
+'rows of a column per ciphertext key version (NULL: a value that is not a ciphertext), NULLs left out';
+
+CREATE FUNCTION vault_rows_below_version(tbl regclass, col name, version integer)
+RETURNS bigint
+LANGUAGE plpgsql STABLE STRICT
+AS $fn$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE pg_catalog.format(
+		'SELECT pg_catalog.count(*) FROM %2$s WHERE @extschema@.vault_ciphertext_version(%1$I::text) < $1',
+		col, tbl) INTO n USING version;
+	RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION vault_rows_below_version(regclass, name, integer) IS
+'how many ciphertexts of a column are below a key version: 0 before raising min_decryption_version to it';
+
+/*
+ * The loop behind vault_encrypt_column and vault_rewrap_column: walks the
+ * table in windows of blocks (TID range scans), takes the rows still to do,
+ * sends them batch_size at a time through the batch API and writes each
+ * result back only where the row still holds the value that was sent,
+ * committing after every batch; then counts what is left and makes another
+ * pass while passes make progress.
+ */
+CREATE PROCEDURE vault_column_rewrite(tbl regclass, col name, key text,
+									  batch_size integer, hmac_col name,
+									  rewrap boolean)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+	verb text := CASE WHEN rewrap THEN 'vault_rewrap_column' ELSE 'vault_encrypt_column' END;
+	done_word text := CASE WHEN rewrap THEN 'rewrapped' ELSE 'encrypted' END;
+	rel text;
+	target text;
+	c name;
+	typ oid;
+	base oid;
+	latest integer;
+	pending text;
+	count_sql text;
+	select_sql text;
+	update_sql text;
+	per_page double precision;
+	todo bigint;
+	left_over bigint;
+	done bigint := 0;
+	skipped bigint := 0;
+	batches bigint := 0;
+	passes integer := 0;
+	pass_done bigint;
+	blocks bigint;
+	pos bigint;
+	win bigint;
+	first_win bigint;
+	tids tid[];
+	olds text[];
+	news text[];
+	plains text[];
+	macs text[];
+	got integer;
+	i integer;
+	j integer;
+	n bigint;
+	t0 timestamptz := pg_catalog.clock_timestamp();
+	last_report timestamptz := t0;
+	secs double precision;
+BEGIN
+	IF tbl IS NULL OR col IS NULL OR key IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = pg_catalog.format('%s: table, column and key must not be NULL', verb);
+	END IF;
+	IF batch_size IS NULL OR batch_size < 1 THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = pg_catalog.format('%s: batch_size must be at least 1', verb);
+	END IF;
+	IF hmac_col = col THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = pg_catalog.format('%s: column "%s" cannot be its own blind index', verb, col);
+	END IF;
+	SELECT pg_catalog.format('%I.%I', ns.nspname, cl.relname), cl.relname
+	  INTO rel, target
+	  FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace ns ON ns.oid = cl.relnamespace
+	 WHERE cl.oid = tbl;
+	FOREACH c IN ARRAY ARRAY[col, hmac_col] LOOP
+		CONTINUE WHEN c IS NULL;
+		SELECT a.atttypid INTO typ FROM pg_catalog.pg_attribute a
+		 WHERE a.attrelid = tbl AND a.attname OPERATOR(pg_catalog.=) c
+		   AND a.attnum > 0 AND NOT a.attisdropped;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+				MESSAGE = pg_catalog.format('column "%s" of relation "%s" does not exist', c, target);
+		END IF;
+		base := typ;
+		WHILE (SELECT t.typtype = 'd' FROM pg_catalog.pg_type t WHERE t.oid = base) LOOP
+			SELECT t.typbasetype INTO base FROM pg_catalog.pg_type t WHERE t.oid = base;
+		END LOOP;
+		IF base NOT IN ('pg_catalog.text'::pg_catalog.regtype, 'pg_catalog.varchar'::pg_catalog.regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+				MESSAGE = pg_catalog.format('column "%s" of relation "%s" is of type %s, not text',
+											c, target, pg_catalog.format_type(typ, NULL));
+		END IF;
+	END LOOP;
+
+	IF rewrap THEN
+		latest := (@extschema@.vault_key_info(key) OPERATOR(pg_catalog.->>) 'latest_version')::integer;
+		pending := pg_catalog.format('@extschema@.vault_ciphertext_version(%I::text) < %s', col, latest);
+		IF hmac_col IS NOT NULL THEN
+			pending := pg_catalog.format(
+				'(%1$s OR (@extschema@.vault_is_ciphertext(%2$I::text) AND '
+				'coalesce(@extschema@.vault_ciphertext_version(%3$I::text), 0) < %4$s))',
+				pending, col, hmac_col, latest);
+		END IF;
+	ELSE
+		pending := pg_catalog.format(
+			'(%1$I IS NOT NULL AND NOT @extschema@.vault_is_ciphertext(%1$I::text))', col);
+	END IF;
+	count_sql := pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %s', rel, pending);
+	-- the rows of blocks [$1, $2): a TID range scan; before PostgreSQL 14,
+	-- which has none, a TID scan of every line pointer those blocks can hold
+	IF pg_catalog.current_setting('server_version_num')::integer >= 140000 THEN
+		select_sql := pg_catalog.format(
+			'SELECT pg_catalog.array_agg(ctid), pg_catalog.array_agg(%I::text) FROM %s '
+			'WHERE ctid >= pg_catalog.format(''(%%s,0)'', $1)::tid '
+			'AND ctid < pg_catalog.format(''(%%s,0)'', $2)::tid AND %s', col, rel, pending);
+	ELSE
+		select_sql := pg_catalog.format(
+			'SELECT pg_catalog.array_agg(ctid), pg_catalog.array_agg(%I::text) FROM %s '
+			'WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.format(''(%%s,%%s)'', b, o)::tid '
+			'FROM pg_catalog.generate_series($1, $2 - 1) b, pg_catalog.generate_series(1, %s) o)) AND %s',
+			col, rel, (pg_catalog.current_setting('block_size')::integer - 24) / 28, pending);
+	END IF;
+	update_sql := pg_catalog.format(
+		'UPDATE %1$s AS t SET %2$I = u.new%3$s '
+		'FROM ROWS FROM (pg_catalog.unnest($1::tid[]), pg_catalog.unnest($2::text[]), '
+		'pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) AS u(tid, old, new, mac) '
+		'WHERE t.ctid OPERATOR(pg_catalog.=) u.tid AND t.%2$I::text OPERATOR(pg_catalog.=) u.old',
+		rel, col,
+		CASE WHEN hmac_col IS NULL THEN '' ELSE pg_catalog.format(', %I = u.mac', hmac_col) END);
+
+	EXECUTE count_sql INTO todo;
+	IF rewrap THEN
+		IF hmac_col IS NULL THEN
+			RAISE NOTICE '%: % rows of %.% below version % (the key''s latest) to rewrap',
+				verb, todo, target, col, latest;
+		ELSE
+			RAISE NOTICE '%: % rows of %.% below version % (the key''s latest) in the column or its blind index %',
+				verb, todo, target, col, latest, hmac_col;
+		END IF;
+	ELSE
+		RAISE NOTICE '%: % rows of %.% to encrypt', verb, todo, target, col;
+	END IF;
+	-- ends the caller's transaction: refused at once inside a transaction block
+	COMMIT;
+
+	-- a first window of blocks meant to hold about batch_size rows
+	SELECT CASE WHEN cl.relpages > 0 AND cl.reltuples > 0 THEN cl.reltuples / cl.relpages END
+	  INTO per_page FROM pg_catalog.pg_class cl WHERE cl.oid = tbl;
+	first_win := greatest(1, (batch_size / coalesce(per_page, 64))::bigint);
+
+	left_over := todo;
+	WHILE left_over > 0 LOOP
+		passes := passes + 1;
+		pass_done := 0;
+		blocks := pg_catalog.pg_relation_size(tbl) / pg_catalog.current_setting('block_size')::bigint;
+		pos := 0;
+		win := first_win;
+		WHILE pos < blocks LOOP
+			EXECUTE select_sql INTO tids, olds USING pos, pos + win;
+			pos := pos + win;
+			got := coalesce(pg_catalog.cardinality(tids), 0);
+			IF got < batch_size / 2 THEN
+				win := least(win * 2, 131072);
+			ELSIF got > batch_size * 2 THEN
+				win := greatest(win / 2, 1);
+			END IF;
+			i := 1;
+			WHILE i <= got LOOP
+				j := least(got, i + batch_size - 1);
+				macs := NULL;
+				IF rewrap THEN
+					news := @extschema@.vault_rewrap_batch(olds[i:j], key);
+					IF hmac_col IS NOT NULL THEN
+						plains := @extschema@.vault_decrypt_batch(news, key);
+						macs := @extschema@.vault_hmac_batch(plains, key);
+						plains := NULL;
+					END IF;
+				ELSE
+					news := @extschema@.vault_encrypt_batch(olds[i:j], key);
+					IF hmac_col IS NOT NULL THEN
+						macs := @extschema@.vault_hmac_batch(olds[i:j], key);
+					END IF;
+				END IF;
+				EXECUTE update_sql USING tids[i:j], olds[i:j], news, macs;
+				GET DIAGNOSTICS n = ROW_COUNT;
+				COMMIT;
+				done := done + n;
+				pass_done := pass_done + n;
+				skipped := skipped + (j - i + 1) - n;
+				batches := batches + 1;
+				i := j + 1;
+				IF pg_catalog.clock_timestamp() - last_report >= interval '1 second' THEN
+					RAISE NOTICE '%: %.%: % rows % so far, about % left',
+						verb, target, col, done, done_word, greatest(todo - done, 0);
+					last_report := pg_catalog.clock_timestamp();
+				END IF;
+			END LOOP;
+			olds := NULL;
+		END LOOP;
+		EXECUTE count_sql INTO left_over;
+		-- rows that stay out of reach (changed again and again) wait for a later CALL
+		EXIT WHEN pass_done = 0;
+	END LOOP;
+
+	secs := greatest(extract(epoch FROM pg_catalog.clock_timestamp() - t0), 0.001);
+	RAISE NOTICE USING
+		MESSAGE = pg_catalog.format('%s: %s.%s: %s rows %s, %s left',
+									verb, target, col, done, done_word, left_over),
+		DETAIL = pg_catalog.format('Batches: %s, passes over the table: %s, rows changed by other sessions meanwhile and retried: %s; %s s, %s rows/s.',
+								   batches, passes, skipped, pg_catalog.round(secs::numeric, 2),
+								   pg_catalog.round((done / secs)::numeric));
+	IF left_over > 0 THEN
+		RAISE WARNING '%: % rows of %.% are still to do: CALL it again', verb, left_over, target, col;
+	END IF;
+END
+$proc$;
+COMMENT ON PROCEDURE vault_column_rewrite(regclass, name, text, integer, name, boolean) IS
+'the batch loop behind vault_encrypt_column and vault_rewrap_column; call those';
+
+CREATE PROCEDURE vault_encrypt_column(tbl regclass, col name, key text,
+									  batch_size integer DEFAULT 1000,
+									  hmac_col name DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+BEGIN
+	CALL @extschema@.vault_column_rewrite(tbl, col, key, batch_size, hmac_col, false);
+END
+$proc$;
+COMMENT ON PROCEDURE vault_encrypt_column(regclass, name, text, integer, name) IS
+'encrypt the plaintexts of a column in place (and fill its blind index), batch_size rows per request and commit; resumable, safe with concurrent writes; CALL outside a transaction block';
+
+CREATE PROCEDURE vault_rewrap_column(tbl regclass, col name, key text,
+									 batch_size integer DEFAULT 1000,
+									 hmac_col name DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+BEGIN
+	CALL @extschema@.vault_column_rewrite(tbl, col, key, batch_size, hmac_col, true);
+END
+$proc$;
+COMMENT ON PROCEDURE vault_rewrap_column(regclass, name, text, integer, name) IS
+'rewrap the ciphertexts of a column below the key''s latest version (and recompute its blind index), batch_size rows per request and commit; resumable, safe with concurrent writes; CALL outside a transaction block';
+
+REVOKE EXECUTE ON FUNCTION
+	vault_is_ciphertext(text), vault_ciphertext_version(text),
+	vault_encrypt_columns(), vault_column_versions(regclass, name),
+	vault_rows_below_version(regclass, name, integer)
+FROM PUBLIC;
+REVOKE EXECUTE ON PROCEDURE
+	vault_column_rewrite(regclass, name, text, integer, name, boolean),
+	vault_encrypt_column(regclass, name, text, integer, name),
+	vault_rewrap_column(regclass, name, text, integer, name)
+FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION vault_encrypt_columns() TO vault_encryptor;
+GRANT EXECUTE ON PROCEDURE vault_encrypt_column(regclass, name, text, integer, name)
+TO vault_encryptor;
+GRANT EXECUTE ON PROCEDURE vault_rewrap_column(regclass, name, text, integer, name)
+TO vault_admin;
+GRANT EXECUTE ON PROCEDURE vault_column_rewrite(regclass, name, text, integer, name, boolean)
+TO vault_encryptor, vault_admin;
+GRANT EXECUTE ON FUNCTION
+	vault_column_versions(regclass, name), vault_rows_below_version(regclass, name, integer)
+TO vault_encryptor, vault_admin;
+GRANT EXECUTE ON FUNCTION vault_is_ciphertext(text), vault_ciphertext_version(text)
+TO vault_encryptor, vault_decryptor, vault_hasher, vault_admin;
+-- ==== end of encrypted columns =============================================

@@ -27,7 +27,6 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "pg_vault.h"
@@ -51,8 +50,8 @@ wipe_string(char *s)
 }
 
 /*
- * The lease_id argument of the sys/leases calls, in UTF-8.  Lease ids go
- * in the request body, never in the path, so any text is safe to send.
+ * The lease_id argument of the sys/leases calls.  Lease ids go in the
+ * request body, never in the path, so any non-empty text may be sent.
  */
 static char *
 lease_arg(text *arg)

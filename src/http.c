@@ -33,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
+#endif
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
@@ -610,7 +612,11 @@ backoff_sleep(int attempt, long retry_after)
 		delay *= 2;
 	if (delay > BACKOFF_CAP_MS)
 		delay = BACKOFF_CAP_MS;
+#if PG_VERSION_NUM >= 150000
 	delay = delay / 2 + (long) (pg_prng_double(&pg_global_prng_state) * (delay / 2));
+#else
+	delay = delay / 2 + (long) ((random() / (double) MAX_RANDOM_VALUE) * (delay / 2));
+#endif
 	if (retry_after > delay)
 		delay = retry_after;
 

@@ -26,6 +26,11 @@ _PG_init(void)
 	vault_auth_init();
 	vault_transit_init();
 	vault_kv_init();
+	vault_columns_init();
 
+#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("vault");
+#else
+	EmitWarningsOnPlaceholders("vault");
+#endif
 }

@@ -5,7 +5,8 @@
  *    writer (request.c), the response reader and the one mapping from
  *    outcomes to SQLSTATEs (envelope.c, the only file that parses Vault
  *    JSON), authentication (auth.c) and the engines (transit.c, kv.c,
- *    sys.c).
+ *    sys.c, creds.c for database credentials and leases) and the
+ *    encrypted-column helpers (columns.c).
  *
  *    This header includes neither curl nor jansson, so that files which
  *    need utils/builtins.h (whose json_object clashes with jansson's) can
@@ -14,6 +15,7 @@
 #ifndef PG_VAULT_H
 #define PG_VAULT_H
 
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 
 /* ---- HTTP client (http.c) ---- */
@@ -233,5 +235,14 @@ extern void vault_kv_init(void);
 extern int	vault_batch_size;
 extern char *vault_transit_mount;
 extern char *vault_kv_mount;
+
+/* ---- encrypted columns (columns.c) ---- */
+
+/* Installs the executor and utility hooks that let bulk writes batch. */
+extern void vault_columns_init(void);
+
+/* SQL functions of transit.c that the column trigger calls directly. */
+extern Datum pg_vault_encrypt_batch(PG_FUNCTION_ARGS);
+extern Datum pg_vault_hmac_batch(PG_FUNCTION_ARGS);
 
 #endif							/* PG_VAULT_H */

@@ -124,16 +124,16 @@ got=$(psql -XAtq -d "$DB" 2>&1 <<-EOF
 	\set key '$KEY'
 	\set n 2000
 	:rows; :batch; :rows; :batch;
-	\! awk '/VmRSS/ {print \$2}' /proc/\$BPID/status
+	\! awk '/RssAnon/ {print \$2}' /proc/\$BPID/status
 	\set n 7500
 	:rows; :batch; :rows; :batch;
-	\! awk '/VmRSS/ {print \$2}' /proc/\$BPID/status
+	\! awk '/RssAnon/ {print \$2}' /proc/\$BPID/status
 EOF
 )
 before=$(echo "$got" | sed -n 5p)
 after=$(echo "$got" | sed -n 10p)
 if [[ $before =~ ^[0-9]+$ && $after =~ ^[0-9]+$ ]] && [ $((after - before)) -lt 5120 ]; then
-	pgv_ok "backend RSS flat over 30000 calls and two 20000-row batches after warm-up ($((after - before)) kB)"
+	pgv_ok "backend private memory (RssAnon) flat over 30000 calls and two 20000-row batches after warm-up ($((after - before)) kB)"
 else
 	pgv_not_ok "backend RSS flat (got: $(echo "$got" | paste -sd' '))"
 fi

@@ -82,7 +82,10 @@ test_status=$?
 echo
 echo "== test-$MODE: reports"
 found=0
+checked=0
 for f in "$REPORTS"/*; do
+	[ -e "$f" ] || continue
+	checked=$((checked + 1))
 	[ -s "$f" ] || continue
 	# valgrind's log is empty of errors when it says so.
 	if [ "$MODE" = valgrind ] && ! grep -qE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]|Invalid (read|write)|uninitialised' "$f"; then
@@ -97,8 +100,14 @@ status=0
 if [ "$found" -gt 0 ]; then
 	echo "test-$MODE: $found report(s) above"
 	status=1
+elif [ "$MODE" = valgrind ]; then
+	echo "test-$MODE: $checked program run(s) under valgrind, none with an error or a definite leak"
+	if [ "$checked" -eq 0 ]; then
+		echo "test-$MODE: no program ran under valgrind: the fixtures did not use the wrappers"
+		status=1
+	fi
 else
-	echo "test-$MODE: no reports"
+	echo "test-$MODE: no sanitizer reports"
 fi
 if [ "$test_status" -ne 0 ]; then
 	echo "test-$MODE: make test failed (exit $test_status)"

@@ -59,7 +59,7 @@ run_cppcheck() {
 	run_cppcheck "$WORK/cppcheck.out" -Isrc -Isrc/common "-I$PG_INC_SERVER" "-I$PG_INC" "${EXT_SRCS[@]}"
 [ ${#PROG_SRCS[@]} -gt 0 ] &&
 	run_cppcheck "$WORK/cppcheck.out" -Isrc/common "-I$PG_INC" "${PROG_SRCS[@]}"
-# Only the primary lines: "note:" lines follow a finding and explain it.
+# One line per finding: the template prints no notes.
 sed -nE 's#^('"$ROOT"'/)?([^: ]+):([0-9]+):([0-9]+): ([a-z]+): .*\[([A-Za-z0-9_]+)\]$#cppcheck\t\6\t\2\t&#p' \
 	"$WORK/cppcheck.out" >>"$FINDINGS"
 # A line cppcheck printed in another shape (a crash, a bad option) is a failure too.

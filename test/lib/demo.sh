@@ -88,6 +88,16 @@ fi
 if [ -z "$(psql -XAtq -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DEMO_DB'")" ]; then
 	psql -Xq -d postgres -c "CREATE DATABASE $DEMO_DB" || die "could not create database $DEMO_DB"
 fi
+# 0.1.0 is not released yet and its install script still grows: an
+# extension created by an earlier make demo may predate encrypted columns.
+# Create it again then (CASCADE drops what depends on it, such as triggers
+# and views; app/schema.sql below puts the app's back, table data stays).
+if [ "$(psql -XAtq -d "$DEMO_DB" -c "SELECT count(*) FROM pg_extension WHERE extname = 'pg_vault'
+		AND to_regtype(extnamespace::regnamespace::text || '.vault_ciphertext') IS NULL")" = 1 ]; then
+	say "extension pg_vault in $DEMO_DB predates encrypted columns: creating it again"
+	PGOPTIONS='-c client_min_messages=warning' psql -Xq -d "$DEMO_DB" -c 'DROP EXTENSION pg_vault CASCADE' ||
+		say "could not drop the old extension"
+fi
 if err=$(psql -Xq -v ON_ERROR_STOP=1 -d "$DEMO_DB" -c 'CREATE EXTENSION IF NOT EXISTS pg_vault' 2>&1); then
 	say "extension pg_vault: created in database $DEMO_DB"
 else
@@ -104,6 +114,25 @@ APP_DB_PORT=$PGPORT APP_DB_NAME=$DEMO_DB bash vault/bootstrap --out "$DEMO/appro
 	--database-url "postgresql://{{username}}:{{password}}@127.0.0.1:$PGPORT/$DEMO_DB?sslmode=disable" \
 	--database-username postgres --database-grant vault_app ||
 	die "vault/bootstrap failed"
+
+# ---- sample users, loaded once: plaintexts in, ciphertexts stored ----
+# The users table's trigger encrypts ssn and payment_token with the
+# bootstrap's keys user-data and payment-data and fills the blind index
+# ssn_hmac, in one batch request per key for the whole INSERT.  Nothing is
+# inserted unless that trigger is in place.
+PGOPTIONS='-c client_min_messages=warning' psql -Xq -v ON_ERROR_STOP=1 -d "$DEMO_DB" >/dev/null <<'SQL' ||
+INSERT INTO users (email, name, ssn, payment_token)
+SELECT s.email, s.name, s.ssn, s.payment_token
+FROM (VALUES
+	('john.doe@example.com', 'John Doe', '123-45-6789', 'tok_visa_4242424242424242'),
+	('jane.smith@example.com', 'Jane Smith', '987-65-4321', 'tok_mc_5555555555554444'),
+	('alex.garcia@example.com', 'Alex Garcia', '555-12-3456', 'tok_amex_378282246310005')
+) AS s(email, name, ssn, payment_token)
+WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.email = s.email)
+  AND EXISTS (SELECT 1 FROM pg_trigger t
+              WHERE t.tgrelid = 'users'::regclass AND t.tgname = 'users_vault_encrypt' AND t.tgenabled <> 'D');
+SQL
+	say "sample users could not be loaded (is the extension installed?)"
 
 # ---- the app: two API credentials issued once, kept in .demo/app-tokens ----
 APP_STARTED=

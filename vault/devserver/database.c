@@ -1283,7 +1283,6 @@ username_template_run(const char *tmpl, const char *display_name,
 		if (trim_next)
 			while (p < text_end && isspace((unsigned char) *p))
 				p++;
-		trim_next = false;
 		body = open ? open + 2 : NULL;
 		if (body && body[0] == '-' && isspace((unsigned char) body[1]))
 		{

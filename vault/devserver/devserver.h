@@ -311,6 +311,7 @@ int64_t		calculate_ttl(const vmount *m, int64_t increment, int64_t backend_ttl,
 /* Revoke through the engine; false and a message when the engine failed. */
 bool		lease_revoke(vlease *l, char *err, size_t errlen);
 void		lease_revoke_by_token(const char *token_id);
+bool		leases_revoke_prefix(const char *prefix, bool force, char *err, size_t errlen);
 /* Called once a second by the timer thread (with the lock held). */
 bool		leases_expire_due(void);
 json_t	   *leases_save(void);

@@ -370,6 +370,40 @@ lease_revoke_by_token(const char *token_id)
 	}
 }
 
+/*
+ * sys/leases/revoke-prefix and revoke-force, and unmounting: revoke every
+ * lease whose id starts with prefix.  With force, an engine failure drops
+ * the lease anyway.  False and the first message when a revocation failed
+ * (without force); the others are still attempted.
+ */
+bool
+leases_revoke_prefix(const char *prefix, bool force, char *err, size_t errlen)
+{
+	vlease	   *l,
+			   *next;
+	size_t		plen = strlen(prefix);
+	bool		ok = true;
+
+	for (l = leases; l; l = next)
+	{
+		char		msg[256];
+
+		next = l->next;
+		if (strncmp(l->id, prefix, plen) != 0)
+			continue;
+		if (lease_revoke(l, msg, sizeof(msg)))
+			continue;
+		if (force)
+			lease_unlink_free(l);
+		else if (ok)
+		{
+			ok = false;
+			snprintf(err, errlen, "%s", msg);
+		}
+	}
+	return ok;
+}
+
 bool
 leases_expire_due(void)
 {

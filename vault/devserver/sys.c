@@ -247,8 +247,17 @@ sys_mount_one(vreq *req, vresp *resp, const char *arg, bool auth)
 		case OP_DELETE:
 			if (strcmp(path, "sys/") == 0 || strcmp(path, "auth/token/") == 0)
 				resp_error(resp, 400, "cannot unmount \"%s\"", path);
-			else if (mount_remove(path))
-				resp->dirty = true;
+			else
+			{
+				/* Vault revokes a mount's leases before unmounting it */
+				if (!leases_revoke_prefix(path, false, err, sizeof(err)))
+				{
+					resp_error(resp, 400, "failed to revoke leases of %s: %s", path, err);
+					break;
+				}
+				if (mount_remove(path))
+					resp->dirty = true;
+			}
 			break;
 		default:
 			resp_unsupported_op(resp, req);
@@ -323,6 +332,16 @@ sys_leases(vreq *req, vresp *resp, const char *sub)
 		resp_unsupported_op(resp, req);
 		return;
 	}
+	if ((tail = path_after(sub, "revoke-prefix/")) != NULL ||
+		(tail = path_after(sub, "revoke-force/")) != NULL)
+	{
+		bool		force = sub[7] == 'f';
+
+		if (!leases_revoke_prefix(tail, force, err, sizeof(err)))
+			resp_error(resp, 400, "failed to revoke prefix: %s", err);
+		resp->dirty = true;
+		return;
+	}
 	/* "renew/<id>" and "revoke/<id>" carry the id in the path */
 	if ((tail = path_after(sub, "renew/")) != NULL ||
 		(tail = path_after(sub, "revoke/")) != NULL)
@@ -380,13 +399,14 @@ caps_json(unsigned caps)
 		{CAP_PATCH, "patch"}, {CAP_READ, "read"}, {CAP_SUDO, "sudo"},
 		{CAP_UPDATE, "update"}
 	};
-	json_t	   *arr = json_array();
+	json_t	   *arr;
 	size_t		i;
 
 	if (caps == CAP_ALL)
 		return json_pack("[s]", "root");
 	if (caps == 0 || (caps & CAP_DENY))
 		return json_pack("[s]", "deny");
+	arr = json_array();
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (caps & names[i].bit)
 			json_array_append_new(arr, json_string(names[i].name));
