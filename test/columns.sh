@@ -16,7 +16,6 @@ ROWS=${PGV_COLUMNS_ROWS:-100000}
 KEY=cols_$(openssl rand -hex 6)
 RKEY=cols_r_$(openssl rand -hex 6)
 CKEY=cols_c_$(openssl rand -hex 6)
-CURL_TLS=(${VAULT_CACERT:+--cacert "$VAULT_CACERT"})
 BG=()
 
 mkdir -p "$WORK"
@@ -30,10 +29,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-vault_api() {
-	curl -s "${CURL_TLS[@]}" -X "$1" -H "X-Vault-Token: $VAULT_TOKEN" \
-		${3:+-d "$3"} "$VAULT_ADDR$2"
-}
 
 # q SQL...: run statements in one session, print the results
 q() {
@@ -42,17 +37,7 @@ q() {
 	psql -XAtq -v ON_ERROR_STOP=1 -d "$DB" "${args[@]}" 2>&1
 }
 
-# outcome SQL...: "ok", or the SQLSTATE of the first error
-outcome() {
-	local out args=() s
-	for s in "$@"; do args+=(-c "$s"); done
-	out=$(psql -XAtq -v VERBOSITY=sqlstate -d "$DB" "${args[@]}" 2>&1 >/dev/null)
-	if [[ $out =~ ERROR:\ +([0-9A-Z]{5}) ]]; then echo "${BASH_REMATCH[1]}"; else echo ok; fi
-}
 
-expect() {	# expect DESCRIPTION WANTED GOT
-	if [ "$2" = "$3" ]; then pgv_ok "$1"; else pgv_not_ok "$1 (wanted '$2', got '$3')"; fi
-}
 
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }

@@ -25,7 +25,6 @@ MOUNT=pgv-creds-$SUFFIX
 TABLE=pgv_creds_$SUFFIX
 NOBODY=pgv_creds_nobody_$SUFFIX
 DOWN_PASSWORD=pgv-down-pw-$(openssl rand -hex 8)
-CURL_TLS=(${VAULT_CACERT:+--cacert "$VAULT_CACERT"})
 PASSWORDS=()	# every password issued here, for the log check
 LEASES=()		# revoked at the end, whatever happened
 LIVE_PID=
@@ -51,32 +50,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# vault_api METHOD PATH [BODY]: the root token's view of Vault; prints the body.
-vault_api() {
-	curl -s "${CURL_TLS[@]}" -X "$1" -H "X-Vault-Token: $VAULT_TOKEN" \
-		${3:+-d "$3"} "$VAULT_ADDR$2"
-}
 
-json_get() { /usr/bin/python3 -c 'import json, sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    v = v[k]
-print(v)' "$1"; }
 
-# q SQL...: run statements in one session of $DB, print the results
-q() {
-	local args=() s
-	for s in "$@"; do args+=(-c "$s"); done
-	psql -XAtq -d "$DB" "${args[@]}" 2>&1
-}
 
-# outcome SQL...: "ok", or the SQLSTATE of the first error
-outcome() {
-	local out args=() s
-	for s in "$@"; do args+=(-c "$s"); done
-	out=$(psql -XAtq -v VERBOSITY=sqlstate -d "$DB" "${args[@]}" 2>&1 >/dev/null)
-	if [[ $out =~ ERROR:\ +([0-9A-Z]{5}) ]]; then echo "${BASH_REMATCH[1]}"; else echo ok; fi
-}
 
 # errtext SQL: the error message and detail of a failing statement, kept in
 # $WORK/errors too for the log check
@@ -84,9 +60,6 @@ errtext() {
 	psql -XAtq -d "$DB" -c "$1" 2>&1 >/dev/null | tee -a "$WORK/errors"
 }
 
-expect() {	# expect DESCRIPTION WANTED GOT
-	if [ "$2" = "$3" ]; then pgv_ok "$1"; else pgv_not_ok "$1 (wanted '$2', got '$3')"; fi
-}
 
 # issue ROLE [MOUNT]: sets U, P, L, D (lease_duration), R (renewable)
 issue() {

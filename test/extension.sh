@@ -18,7 +18,6 @@ KEY=ext_$(openssl rand -hex 6)
 KV=regress/ext-$(openssl rand -hex 6)
 MARK=PGV-PLAINTEXT-$(openssl rand -hex 8)	# test plaintexts carry this
 TLS_DIR=
-CURL_TLS=(${VAULT_CACERT:+--cacert "$VAULT_CACERT"})
 
 mkdir -p "$WORK"
 chmod 0755 "$WORK"
@@ -30,17 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# vault_api METHOD PATH [BODY]: the root token's view of Vault; prints the body.
-vault_api() {
-	curl -s "${CURL_TLS[@]}" -X "$1" -H "X-Vault-Token: $VAULT_TOKEN" \
-		${3:+-d "$3"} "$VAULT_ADDR$2"
-}
 
-json_get() { /usr/bin/python3 -c 'import json, sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    v = v[k]
-print(v)' "$1"; }
 
 # a file only the server's user can read
 secret_file() {
@@ -48,24 +37,8 @@ secret_file() {
 	chown "$OWNER" "$1"
 }
 
-# q SQL...: run statements in one session, print the last result
-q() {
-	local args=() s
-	for s in "$@"; do args+=(-c "$s"); done
-	psql -XAtq -d "$DB" "${args[@]}" 2>&1
-}
 
-# outcome SQL...: "ok", or the SQLSTATE of the first error
-outcome() {
-	local out args=() s
-	for s in "$@"; do args+=(-c "$s"); done
-	out=$(psql -XAtq -v VERBOSITY=sqlstate -d "$DB" "${args[@]}" 2>&1 >/dev/null)
-	if [[ $out =~ ERROR:\ +([0-9A-Z]{5}) ]]; then echo "${BASH_REMATCH[1]}"; else echo ok; fi
-}
 
-expect() {	# expect DESCRIPTION WANTED GOT
-	if [ "$2" = "$3" ]; then pgv_ok "$1"; else pgv_not_ok "$1 (wanted '$2', got '$3')"; fi
-}
 
 now_ms() { date +%s%3N; }
 

@@ -11,6 +11,9 @@
 #              compose plugin (skipped, saying so, where it has not)
 #   workflows  .github/workflows/*.yml parse and run only Makefile targets
 #   meta       META.json is valid and agrees with pg_vault.control
+#   kubernetes docker/kubernetes.yaml: parses, non-root, read-only root file
+#              systems, resources, probes, pinned images, secrets only from
+#              Secrets or Vault Agent, egress limited by NetworkPolicies
 #   makefile   make help lists every target; shellcheck of the scripts
 #   canfail    make lint fails on a planted bug and make security-scan on a
 #              planted secret (in the tree, only in git history) and a
@@ -27,7 +30,7 @@ source test/lib/summary.sh
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-GROUPS_WANTED=,${STATIC_CHECKS:-docker,compose,workflows,meta,makefile,canfail},
+GROUPS_WANTED=,${STATIC_CHECKS:-docker,compose,workflows,meta,kubernetes,makefile,canfail},
 want() { [[ $GROUPS_WANTED == *",$1,"* ]]; }
 
 TMP=$(mktemp -d /tmp/pg_vault-static.XXXXXX)
@@ -47,7 +50,7 @@ count_py() {
 }
 
 py_groups=()
-for g in docker compose workflows meta; do
+for g in docker compose workflows meta kubernetes; do
 	want "$g" && py_groups+=("$g")
 done
 if [ ${#py_groups[@]} -gt 0 ]; then
@@ -254,6 +257,64 @@ if want canfail; then
 			pgv_not_ok "the rule \"$rule\" fails on a file that breaks it"
 		fi
 	done
+
+	echo "== canfail: the Kubernetes manifest rules"
+	K=$TMP/badk8s
+	mkdir -p "$K/docker"
+	# Everything the rules forbid, once each.
+	cat >"$K/docker/kubernetes.yaml" <<-'EOF'
+	apiVersion: apps/v1
+	kind: StatefulSet
+	metadata:
+	  name: db
+	spec:
+	  template:
+	    metadata:
+	      labels: {app: db}
+	    spec:
+	      hostNetwork: true
+	      containers:
+	        - name: postgres
+	          image: postgres:latest
+	          args: ["postgres", "-c", "vault.token_file=/run/vault/token"]
+	          env:
+	            - name: POSTGRES_PASSWORD
+	              value: literal-password
+	          securityContext:
+	            runAsUser: 0
+	          volumeMounts:
+	            - {name: token, mountPath: /run/vault}
+	      volumes:
+	        - {name: token, emptyDir: {}}
+	---
+	apiVersion: networking.k8s.io/v1
+	kind: NetworkPolicy
+	metadata:
+	  name: db
+	spec:
+	  podSelector:
+	    matchLabels: {app: db}
+	  policyTypes: ["Egress"]
+	  egress:
+	    - {}
+	EOF
+	"$PY" test/ci/static_checks.py --root "$K" kubernetes >"$TMP/badk8s.out" 2>&1
+	for rule in "runs as non-root" "read-only root file system" "requests and limits" \
+		"readiness and liveness probes" "images pinned" "no host namespaces" \
+		"secrets only from Secrets or Vault Agent" "egress limited by NetworkPolicies" \
+		"a StatefulSet, a Deployment"; do
+		if grep -qE "^fail	kubernetes: [^	]*$rule" "$TMP/badk8s.out"; then
+			pgv_ok "the Kubernetes rule \"$rule\" fails on a manifest that breaks it"
+		else
+			grep -E "$rule" "$TMP/badk8s.out" | sed 's/^/# /'
+			pgv_not_ok "the Kubernetes rule \"$rule\" fails on a manifest that breaks it"
+		fi
+	done
+	if grep -q "literal-password" "$TMP/badk8s.out"; then
+		pgv_not_ok "the Kubernetes rules do not print the literal they found"
+	else
+		pgv_ok "the Kubernetes rules do not print the literal they found"
+	fi
 
 	echo "== canfail: make security-scan"
 	if command -v git >/dev/null; then

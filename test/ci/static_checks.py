@@ -2,7 +2,7 @@
 need no Docker engine, for test/static_checks.sh.
 
     /usr/bin/python3 test/ci/static_checks.py [--root DIR] GROUP...
-        GROUP: docker compose workflows meta (default: all); DIR: the tree
+        GROUP: docker compose workflows meta kubernetes (default: all); DIR: the tree
         to check instead of this repository
 
 Prints one line per check, tab-separated: "ok<TAB>what", "fail<TAB>what<TAB>why"
@@ -27,6 +27,15 @@ workflows  .github/workflows/*.yml parse; every `make TARGET` they run is a
            job has a time limit; actions pinned to a version; read-only
            default permissions; a HashiCorp Vault 1.15 container for the
            integration job.
+kubernetes docker/kubernetes.yaml parses; every container runs as non-root
+           without privilege escalation or capabilities, on a read-only
+           root file system, with cpu and memory requests and limits and
+           (long-running) readiness and liveness probes; images pinned; no
+           host namespaces; secret-looking values only from Secrets, never
+           literals, and pg_vault's token file on a memory-backed volume a
+           Vault Agent container writes; a default-deny NetworkPolicy and
+           an egress policy with named destinations and ports for each
+           workload.
 meta       META.json is valid PGXN metadata whose versions equal
            pg_vault.control's default_version; the provided file exists;
            CHANGELOG.md has the version.
@@ -348,6 +357,182 @@ def group_compose():
     check("compose: build contexts and Dockerfiles exist", problems)
 
 
+# ------------------------------------------------------------ kubernetes ----
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
+
+
+def pod_spec(doc):
+    """The pod spec of a workload document, or None."""
+    spec = doc.get("spec") or {}
+    if doc.get("kind") == "Pod":
+        return spec
+    if doc.get("kind") == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    return (spec.get("template") or {}).get("spec")
+
+
+def pod_labels(doc):
+    spec = doc.get("spec") or {}
+    if doc.get("kind") == "Pod":
+        return (doc.get("metadata") or {}).get("labels") or {}
+    if doc.get("kind") == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    return ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
+def image_pinned(img):
+    if "@sha256:" in img:
+        return True
+    tag = img.rsplit(":", 1)[1] if ":" in img.split("/")[-1] else None
+    return tag is not None and tag != "latest" and "$" not in img and bool(re.search(r"\d+\.\d+", tag))
+
+
+def group_kubernetes():
+    path = "docker/kubernetes.yaml"
+    yaml = load_yaml()
+    if yaml is None:
+        emit("skip", "kubernetes manifest checks", "python3-yaml is not installed (apt-get install python3-yaml)")
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            docs = [d for d in yaml.safe_load_all(f) if d is not None]
+        emit("ok", "%s parses as YAML" % path)
+    except (OSError, yaml.YAMLError) as e:
+        emit("fail", "%s parses as YAML" % path, str(e))
+        return
+    check("kubernetes: every document has apiVersion, kind and metadata.name",
+          ["document %d" % i for i, d in enumerate(docs, 1)
+           if not isinstance(d, dict) or not d.get("apiVersion") or not d.get("kind")
+           or not (d.get("metadata") or {}).get("name")])
+    docs = [d for d in docs if isinstance(d, dict)]
+    kinds = {d.get("kind") for d in docs}
+    check("kubernetes: a StatefulSet, a Deployment, Services and NetworkPolicies",
+          [k for k in ("StatefulSet", "Deployment", "Service", "NetworkPolicy") if k not in kinds])
+
+    workloads = [d for d in docs if d.get("kind") in WORKLOAD_KINDS and pod_spec(d)]
+    nonroot, rofs, res, probes, pinned, hostns, secrets = ([] for _ in range(7))
+    images = []
+    for d in workloads:
+        wname = "%s/%s" % (d["kind"], d["metadata"]["name"])
+        spec = pod_spec(d)
+        psc = spec.get("securityContext") or {}
+        for k in ("hostNetwork", "hostPID", "hostIPC"):
+            if spec.get(k):
+                hostns.append("%s: %s" % (wname, k))
+        for v in spec.get("volumes") or []:
+            if "hostPath" in v:
+                hostns.append("%s: hostPath volume %s" % (wname, v.get("name")))
+        oneshot = d["kind"] in ("Job", "CronJob")
+        for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+            where = "%s %s" % (wname, c.get("name"))
+            csc = c.get("securityContext") or {}
+            as_user = csc.get("runAsUser", psc.get("runAsUser"))
+            if not csc.get("runAsNonRoot", psc.get("runAsNonRoot")) or as_user == 0:
+                nonroot.append("%s: not runAsNonRoot" % where)
+            if csc.get("privileged") or csc.get("allowPrivilegeEscalation", True):
+                nonroot.append("%s: may escalate privileges" % where)
+            if "ALL" not in ((csc.get("capabilities") or {}).get("drop") or []):
+                nonroot.append("%s: capabilities not dropped" % where)
+            if not csc.get("readOnlyRootFilesystem"):
+                rofs.append(where)
+            r = c.get("resources") or {}
+            missing = ["%s.%s" % (kind, what) for kind in ("requests", "limits")
+                       for what in ("cpu", "memory") if what not in (r.get(kind) or {})]
+            if missing:
+                res.append("%s: no %s" % (where, ", ".join(missing)))
+            is_init = c in (spec.get("initContainers") or []) and c.get("restartPolicy") != "Always"
+            if not oneshot and not is_init and not (c.get("readinessProbe") and c.get("livenessProbe")):
+                probes.append(where)
+            img = str(c.get("image", ""))
+            images.append(img)
+            if not image_pinned(img):
+                pinned.append("%s: %s" % (where, img or "no image"))
+            for e in c.get("env") or []:
+                name = e.get("name", "")
+                if "value" in e and SECRET_NAME.search(name) and not SAFE_SECRET_SUFFIX.search(name):
+                    secrets.append("%s: env %s is a literal" % (where, name))
+                ref = (e.get("valueFrom") or {})
+                if "configMapKeyRef" in ref and SECRET_NAME.search(name) and not SAFE_SECRET_SUFFIX.search(name):
+                    secrets.append("%s: env %s from a ConfigMap" % (where, name))
+            words = [str(w) for w in (c.get("command") or []) + (c.get("args") or [])]
+            for w in words:
+                if re.match(r"^vault\.(token|approle_secret_id)\s*=", w):
+                    secrets.append("%s: %s on the command line" % (where, w.split("=", 1)[0]))
+    for d in docs:
+        if d.get("kind") == "Secret" and (d.get("data") or d.get("stringData")):
+            secrets.append("Secret/%s holds values in this file" % d["metadata"]["name"])
+        if d.get("kind") == "ConfigMap":
+            for k, v in (d.get("data") or {}).items():
+                if re.search(r"\b(hvs|s)\.[A-Za-z0-9]{20,}", str(v)) or \
+                        re.search(r"(?i)\b(secret_id|token|password)\s*=\s*\"[^\"/]{8,}\"", str(v)):
+                    secrets.append("ConfigMap/%s %s holds a credential" % (d["metadata"]["name"], k))
+
+    # pg_vault's token file: on a memory-backed emptyDir written by a Vault
+    # Agent container of the same pod.
+    for d in workloads:
+        spec = pod_spec(d)
+        vols = {v.get("name"): v for v in spec.get("volumes") or []}
+        for c in spec.get("containers") or []:
+            for w in [str(x) for x in (c.get("args") or []) + (c.get("command") or [])]:
+                m = re.match(r"^vault\.(token_file|approle_secret_id_file)=(.+)$", w)
+                if not m:
+                    continue
+                f = m.group(2)
+                mount = max((vm for vm in c.get("volumeMounts") or []
+                             if f.startswith(vm.get("mountPath", "").rstrip("/") + "/")),
+                            key=lambda vm: len(vm.get("mountPath", "")), default=None)
+                v = vols.get(mount.get("name")) if mount else None
+                where = "%s/%s %s: vault.%s" % (d["kind"], d["metadata"]["name"], c.get("name"), m.group(1))
+                if v is None:
+                    secrets.append("%s is on no volume" % where)
+                elif "secret" in v:
+                    continue
+                elif ((v.get("emptyDir") or {}).get("medium")) != "Memory":
+                    secrets.append("%s is not on a memory-backed emptyDir or a Secret" % where)
+                elif not any(o is not c and str(o.get("image", "")).split("/")[-1].startswith(("vault:", "openbao:"))
+                             and any(vm.get("name") == mount.get("name") for vm in o.get("volumeMounts") or [])
+                             for o in spec.get("containers") or []):
+                    secrets.append("%s: no Vault Agent container shares its volume" % where)
+
+    check("kubernetes: every container runs as non-root, cannot escalate, drops all capabilities", nonroot)
+    check("kubernetes: every container has a read-only root file system", rofs)
+    check("kubernetes: every container sets cpu and memory requests and limits", res)
+    check("kubernetes: every long-running container has readiness and liveness probes", probes)
+    check("kubernetes: images pinned to a version", pinned)
+    check("kubernetes: no host namespaces or hostPath volumes", hostns)
+    check("kubernetes: secrets only from Secrets or Vault Agent", secrets)
+    check("kubernetes: runs the images of docker/Dockerfile.postgres and docker/Dockerfile.app",
+          [n for n in ("/postgres:", "/app:") if not any(n in i for i in images)])
+
+    # Egress: a default deny, and each workload's pods selected by an egress
+    # policy whose every rule names destinations and ports.
+    problems = []
+    policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
+    if not any((p.get("spec") or {}).get("podSelector") in ({}, None) and
+               "Egress" in ((p.get("spec") or {}).get("policyTypes") or []) and
+               not (p.get("spec") or {}).get("egress") for p in policies):
+        problems.append("no default-deny egress policy (podSelector {}, policyTypes Egress, no rules)")
+    for d in workloads:
+        labels = pod_labels(d)
+        mine = [p for p in policies
+                if "Egress" in ((p.get("spec") or {}).get("policyTypes") or [])
+                and ((p.get("spec") or {}).get("podSelector") or {}).get("matchLabels")
+                and all(labels.get(k) == v for k, v in
+                        p["spec"]["podSelector"]["matchLabels"].items())]
+        if not mine:
+            problems.append("%s/%s: no egress policy selects its pods" % (d["kind"], d["metadata"]["name"]))
+        for p in mine:
+            for i, rule in enumerate(p["spec"].get("egress") or []):
+                if not rule.get("to") or not rule.get("ports"):
+                    problems.append("NetworkPolicy/%s egress rule %d allows any %s" % (
+                        p["metadata"]["name"], i + 1, "destination" if not rule.get("to") else "port"))
+                for peer in rule.get("to") or []:
+                    if "ipBlock" in peer and peer["ipBlock"].get("cidr") in ("0.0.0.0/0", "::/0"):
+                        problems.append("NetworkPolicy/%s egress to %s" % (p["metadata"]["name"], peer["ipBlock"]["cidr"]))
+    check("kubernetes: egress limited by NetworkPolicies (default deny; named destinations and ports)", problems)
+
+
 # ------------------------------------------------------------- workflows ----
 
 def make_targets():
@@ -511,7 +696,8 @@ def group_meta():
 
 def main():
     groups = {"docker": group_docker, "compose": group_compose,
-              "workflows": group_workflows, "meta": group_meta}
+              "workflows": group_workflows, "meta": group_meta,
+              "kubernetes": group_kubernetes}
     args = sys.argv[1:]
     if args[:1] == ["--root"]:
         # Another tree: test/static_checks.sh shows the rules failing on

@@ -33,3 +33,40 @@ pgv_done() {
 	echo "$PGV_PASSED passed, $PGV_FAILED failed, $PGV_SKIPPED skipped"
 	[ "$PGV_FAILED" -eq 0 ]
 }
+
+# ---- helpers for suites that talk to Vault and to a database $DB ----
+
+CURL_TLS=(${VAULT_CACERT:+--cacert "$VAULT_CACERT"})
+
+# vault_api METHOD PATH [BODY]: the root token's view of Vault; prints the body.
+vault_api() {
+	curl -s "${CURL_TLS[@]}" -X "$1" -H "X-Vault-Token: $VAULT_TOKEN" \
+		${3:+-d "$3"} "$VAULT_ADDR$2"
+}
+
+# json_get KEY.PATH: a field of the JSON document on stdin
+json_get() { /usr/bin/python3 -c 'import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v[k]
+print(v)' "$1"; }
+
+# q SQL...: run statements in one session of $DB, print the results
+q() {
+	local args=() s
+	for s in "$@"; do args+=(-c "$s"); done
+	psql -XAtq -d "$DB" "${args[@]}" 2>&1
+}
+
+# outcome SQL...: "ok", or the SQLSTATE of the first error
+outcome() {
+	local out args=() s
+	for s in "$@"; do args+=(-c "$s"); done
+	out=$(psql -XAtq -v VERBOSITY=sqlstate -d "$DB" "${args[@]}" 2>&1 >/dev/null)
+	if [[ $out =~ ERROR:\ +([0-9A-Z]{5}) ]]; then echo "${BASH_REMATCH[1]}"; else echo ok; fi
+}
+
+# expect DESCRIPTION WANTED GOT: one test, passing when GOT equals WANTED
+expect() {
+	if [ "$2" = "$3" ]; then pgv_ok "$1"; else pgv_not_ok "$1 (wanted '$2', got '$3')"; fi
+}
