@@ -117,6 +117,9 @@ bad:
 	return false;
 }
 
+/* the storage transit_keys' entries point into, kept for the process */
+static char *transit_keys_buf;
+
 static bool
 parse_keys(const char *list, char *err, size_t errlen)
 {
@@ -161,6 +164,8 @@ parse_keys(const char *list, char *err, size_t errlen)
 		return false;
 	}
 	app_config.n_transit_keys = n;
+	free(transit_keys_buf);
+	transit_keys_buf = copy;
 	return true;
 }
 
