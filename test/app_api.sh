@@ -43,12 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -z "${VAULT_ADDR:-}" ] || [ -z "${PGHOST:-}" ] || [ -z "${PGV_RUN:-}" ]; then
-	echo "run through test/run (it starts Vault and PostgreSQL)"
-	pgv_not_ok "environment from test/run"
-	pgv_done
-	exit 1
-fi
+pgv_need_test_env
 if [ ! -x "$PGV_APP_BIN" ]; then
 	pgv_not_ok "app/pg-vault-app is built (run make)"
 	pgv_done

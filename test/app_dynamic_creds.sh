@@ -29,12 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -z "${VAULT_ADDR:-}" ] || [ -z "${PGHOST:-}" ] || [ -z "${PGV_RUN:-}" ]; then
-	echo "run through test/run (it starts Vault and PostgreSQL)"
-	pgv_not_ok "environment from test/run"
-	pgv_done
-	exit 1
-fi
+pgv_need_test_env
 if ! pgv_need_devserver "short TTLs on a Vault instance of the suite's own"; then
 	pgv_skip "dynamic database credentials"
 	pgv_done

@@ -29,6 +29,16 @@ pgv_check() {
 	if "$@"; then pgv_ok "$desc"; else pgv_not_ok "$desc"; fi
 }
 
+# Exit failing unless test/run started the servers and exported their settings.
+pgv_need_test_env() {
+	if [ -z "${VAULT_ADDR:-}" ] || [ -z "${PGHOST:-}" ] || [ -z "${PGV_RUN:-}" ]; then
+		echo "run through test/run (it starts Vault and PostgreSQL)"
+		pgv_not_ok "environment from test/run"
+		pgv_done
+		exit 1
+	fi
+}
+
 pgv_done() {
 	echo "$PGV_PASSED passed, $PGV_FAILED failed, $PGV_SKIPPED skipped"
 	[ "$PGV_FAILED" -eq 0 ]
