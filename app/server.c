@@ -23,6 +23,7 @@
 #include <microhttpd.h>
 
 #include "app.h"
+#include "vault_common.h"
 
 static struct MHD_Daemon *daemon_handle;
 static MHD_socket quiesced_fd = MHD_INVALID_SOCKET;
@@ -289,28 +290,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			req->body_len = req->body_cap = 0;
 			return MHD_YES;
 		}
-		if (req->body_len + n + 1 > req->body_cap)
-		{
-			size_t		cap = req->body_cap ? req->body_cap : 1024;
-			char	   *nb;
-
-			while (cap < req->body_len + n + 1)
-				cap *= 2;
-			/* not realloc: the old copy would be freed unwiped */
-			if ((nb = malloc(cap)) == NULL)
-				return MHD_NO;
-			if (req->body != NULL)
-			{
-				memcpy(nb, req->body, req->body_len);
-				explicit_bzero(req->body, req->body_cap);
-				free(req->body);
-			}
-			req->body = nb;
-			req->body_cap = cap;
-		}
-		memcpy(req->body + req->body_len, upload_data, n);
-		req->body_len += n;
-		req->body[req->body_len] = '\0';
+		if (!vc_secure_append(&req->body, &req->body_len, &req->body_cap, 1024,
+							  upload_data, n))
+			return MHD_NO;
 		return MHD_YES;
 	}
 

@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "app.h"
+#include "vault_common.h"
 
 #define MAX_RESPONSE	(1024 * 1024)
 #define RETRY_US		(5 * 1000000ull)
@@ -98,29 +99,8 @@ on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 		b->overflow = true;
 		return 0;
 	}
-	if (b->len + n + 1 > b->cap)
-	{
-		size_t		cap = b->cap ? b->cap * 2 : 4096;
-		char	   *nd;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		/* not realloc: the old copy may hold a secret */
-		nd = malloc(cap);
-		if (nd == NULL)
-			return 0;
-		if (b->data != NULL)
-		{
-			memcpy(nd, b->data, b->len);
-			explicit_bzero(b->data, b->cap);
-			free(b->data);
-		}
-		b->data = nd;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
+	if (!vc_secure_append(&b->data, &b->len, &b->cap, 4096, ptr, n))
+		return 0;
 	return n;
 }
 

@@ -5,6 +5,7 @@
  */
 #include "vault_common.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char b64chars[] =
@@ -124,6 +125,34 @@ vc_hex_encode(const unsigned char *src, size_t len, char *dst)
 		dst[2 * i + 1] = hexd[src[i] & 15];
 	}
 	dst[2 * len] = '\0';
+}
+
+bool
+vc_secure_append(char **data, size_t *len, size_t *cap, size_t first_cap,
+				 const char *src, size_t n)
+{
+	if (*len + n + 1 > *cap)
+	{
+		size_t		newcap = *cap ? *cap : first_cap;
+		char	   *nd;
+
+		while (newcap < *len + n + 1)
+			newcap *= 2;
+		if ((nd = malloc(newcap)) == NULL)
+			return false;
+		if (*data != NULL)
+		{
+			memcpy(nd, *data, *len);
+			explicit_bzero(*data, *cap);
+			free(*data);
+		}
+		*data = nd;
+		*cap = newcap;
+	}
+	memcpy(*data + *len, src, n);
+	*len += n;
+	(*data)[*len] = '\0';
+	return true;
 }
 
 bool

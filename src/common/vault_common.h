@@ -21,6 +21,15 @@ long		vc_b64_decode(const char *src, size_t srclen, unsigned char *dst);
 /* Lower-case hex; dst must hold 2*len+1 bytes. */
 void		vc_hex_encode(const unsigned char *src, size_t len, char *dst);
 
+/*
+ * Append n bytes to a growing buffer that may hold a secret, keeping it
+ * NUL-terminated.  The buffer grows by copying and wiping, never realloc,
+ * so no unwiped copy of a token or plaintext is left in freed memory.
+ * *cap 0 starts at first_cap.  False when out of memory (buffer unchanged).
+ */
+bool		vc_secure_append(char **data, size_t *len, size_t *cap, size_t first_cap,
+							 const char *src, size_t n);
+
 /* Constant-time comparison of two NUL-terminated strings. */
 bool		vc_ct_streq(const char *a, const char *b);
 

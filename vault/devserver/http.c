@@ -632,14 +632,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			cr->too_big = true;
 			return MHD_YES;
 		}
-		if (cr->len + n + 1 > cr->cap)
-		{
-			cr->cap = (cr->len + n + 1) * 2;
-			cr->body = realloc(cr->body, cr->cap);
-		}
-		memcpy(cr->body + cr->len, upload_data, n);
-		cr->len += n;
-		cr->body[cr->len] = '\0';
+		if (!vc_secure_append(&cr->body, &cr->len, &cr->cap, 4096, upload_data, n))
+			return MHD_NO;
 		return MHD_YES;
 	}
 	return dispatch(c, url, method, cr);
