@@ -576,7 +576,7 @@ DECLARE
 	select_sql text;
 	update_sql text;
 	per_page double precision;
-	todo bigint;
+	remaining bigint;
 	left_over bigint;
 	done bigint := 0;
 	skipped bigint := 0;
@@ -672,17 +672,17 @@ BEGIN
 		rel, col,
 		CASE WHEN hmac_col IS NULL THEN '' ELSE pg_catalog.format(', %I = u.mac', hmac_col) END);
 
-	EXECUTE count_sql INTO todo;
+	EXECUTE count_sql INTO remaining;
 	IF rewrap THEN
 		IF hmac_col IS NULL THEN
 			RAISE NOTICE '%: % rows of %.% below version % (the key''s latest) to rewrap',
-				verb, todo, target, col, latest;
+				verb, remaining, target, col, latest;
 		ELSE
 			RAISE NOTICE '%: % rows of %.% below version % (the key''s latest) in the column or its blind index %',
-				verb, todo, target, col, latest, hmac_col;
+				verb, remaining, target, col, latest, hmac_col;
 		END IF;
 	ELSE
-		RAISE NOTICE '%: % rows of %.% to encrypt', verb, todo, target, col;
+		RAISE NOTICE '%: % rows of %.% to encrypt', verb, remaining, target, col;
 	END IF;
 	-- ends the caller's transaction: refused at once inside a transaction block
 	COMMIT;
@@ -692,7 +692,7 @@ BEGIN
 	  INTO per_page FROM pg_catalog.pg_class cl WHERE cl.oid = tbl;
 	first_win := greatest(1, (batch_size / coalesce(per_page, 64))::bigint);
 
-	left_over := todo;
+	left_over := remaining;
 	WHILE left_over > 0 LOOP
 		passes := passes + 1;
 		pass_done := 0;
@@ -735,7 +735,7 @@ BEGIN
 				i := j + 1;
 				IF pg_catalog.clock_timestamp() - last_report >= interval '1 second' THEN
 					RAISE NOTICE '%: %.%: % rows % so far, about % left',
-						verb, target, col, done, done_word, greatest(todo - done, 0);
+						verb, target, col, done, done_word, greatest(remaining - done, 0);
 					last_report := pg_catalog.clock_timestamp();
 				END IF;
 			END LOOP;
