@@ -1,5 +1,7 @@
-# pg_vault: PGXS build of the extension, plus the development Vault server
-# (vault/devserver) and the companion app (app/), all from one Makefile.
+# pg_vault: PGXS build of the extension, plus the companion app (app/) and
+# the fault proxy the tests put in front of OpenBao (vault/faultproxy), all
+# from one Makefile.  The Vault server itself is OpenBao, installed by
+# `make deps` (test/lib/deps.sh) into .venv.
 #
 #   make                  build the extension and the programs
 #   make install          install the extension (PG_CONFIG honoured)
@@ -17,7 +19,7 @@ OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c) $(COMMON_SRCS))
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 REGRESS = $(sort $(basename $(notdir $(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql)))))
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
-EXTRA_CLEAN = vault/devserver/vault-dev app/pg-vault-app $(wildcard vault/devserver/*.o app/*.o) regression.diffs regression.out results
+EXTRA_CLEAN = app/pg-vault-app $(wildcard app/*.o) regression.diffs regression.out results
 
 # PostgreSQL's own headers trip -Wunused-parameter and -Wsign-compare.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
@@ -33,16 +35,6 @@ PROG_CFLAGS  ?= -O2 -g
 PROG_WARN     = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE
 PROG_INCLUDE  = -Isrc/common -I$(shell $(PG_CONFIG) --includedir)
 
-DEVSERVER      = vault/devserver/vault-dev
-DEVSERVER_SRCS = $(wildcard vault/devserver/*.c) $(COMMON_SRCS)
-DEVSERVER_HDRS = $(wildcard vault/devserver/*.h src/common/*.h)
-
-all: $(DEVSERVER)
-
-$(DEVSERVER): $(DEVSERVER_SRCS) $(DEVSERVER_HDRS)
-	$(PROG_CC) $(PROG_CFLAGS) $(PROG_WARN) $(PROG_INCLUDE) -o $@ $(DEVSERVER_SRCS) \
-		-lmicrohttpd -ljansson -lcrypto -lssl -lpq -lpthread -lm
-
 APP      = app/pg-vault-app
 APP_SRCS = $(wildcard app/*.c) $(COMMON_SRCS)
 APP_HDRS = $(wildcard app/*.h src/common/*.h)
@@ -52,6 +44,18 @@ all: $(APP)
 $(APP): $(APP_SRCS) $(APP_HDRS)
 	$(PROG_CC) $(PROG_CFLAGS) $(PROG_WARN) $(PROG_INCLUDE) -o $@ $(APP_SRCS) \
 		-lmicrohttpd -lpq -ljansson -lcurl -lcrypto -lpthread
+
+# A fault-injecting proxy the tests put in front of a real OpenBao server.
+FAULTPROXY      = vault/faultproxy/vault-faultproxy
+FAULTPROXY_SRCS = vault/faultproxy/faultproxy.c
+
+all: $(FAULTPROXY)
+
+$(FAULTPROXY): $(FAULTPROXY_SRCS)
+	$(PROG_CC) $(PROG_CFLAGS) $(PROG_WARN) -o $@ $(FAULTPROXY_SRCS) \
+		-lmicrohttpd -lcurl -ljansson -lpthread
+
+EXTRA_CLEAN += $(FAULTPROXY)
 
 .PHONY: test demo deps bench
 deps:
@@ -74,7 +78,7 @@ bench: deps
 # files in docker/, CI workflows in .github/workflows/ (each job runs one
 # of these targets, so a job can be rerun here).
 CI_DIR             = test/ci
-FORMAT_DIRS        = src src/common app vault/devserver
+FORMAT_DIRS        = src src/common app vault/faultproxy
 FORMAT_FILES       = $(wildcard $(addsuffix /*.c,$(FORMAT_DIRS)) $(addsuffix /*.h,$(FORMAT_DIRS)))
 # Line coverage measured by make test-coverage: 73% of everything, 89% of
 # the extension (src/); the floors sit under that, so a drop fails.
@@ -94,7 +98,7 @@ help: ## list every target, one line each
 
 setup: deps build ## install missing Debian packages, then build everything
 
-build: ## build the extension, the development Vault server and the app
+build: ## build the extension, the app and the fault proxy
 	@$(MAKE) --no-print-directory all
 
 start: ## run the demo stack (make demo) in the background; pid and log in .demo/
@@ -140,7 +144,7 @@ test-coverage: deps ## make test built with gcov (in a copy of the tree); lcov s
 test-sanitize: deps ## make test with ASan+UBSan programs and a UBSan extension (in a copy)
 	@PG_CONFIG=$(PG_CONFIG) bash $(CI_DIR)/instrumented.sh sanitize
 
-test-valgrind: deps ## make test with the development Vault server under valgrind (in a copy)
+test-valgrind: deps ## make test with the app and the fault proxy under valgrind (in a copy)
 	@PG_CONFIG=$(PG_CONFIG) bash $(CI_DIR)/instrumented.sh valgrind
 
 images: ## docker build docker/Dockerfile.postgres and docker/Dockerfile.app (needs a Docker engine)

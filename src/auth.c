@@ -436,19 +436,34 @@ vault_auth_token(void)
 }
 
 /*
- * Vault answers 403 both for a policy that denies the path ("permission
- * denied") and for a token that expired or was revoked ("permission denied"
- * and "invalid token").  Only the second is cured by a fresh login; logging
- * in again on every denial would mint a token per failing call.
+ * Vault answers 403 both for a policy that denies the path and for a token
+ * that expired or was revoked.  Only the second is cured by a fresh login;
+ * logging in again on every denial would mint a token per failing call.
+ * HashiCorp Vault adds "invalid token" to the second; OpenBao says only
+ * "permission denied" for both, so without that word the token itself is
+ * asked about (auth/token/lookup-self, which the default policy allows):
+ * a token that cannot look itself up is dead.
+ *
+ * That question reuses the response buffer, so the caller must send its
+ * request again for every answer but VAULT_FORBIDDEN_KEPT.
  */
-bool
+VaultForbidden
 vault_auth_refresh_after_forbidden(const VaultResult *res)
 {
-	if (vault_auth_method != AUTH_APPROLE ||
-		!vault_result_has_error(res, "invalid token"))
-		return false;
+	VaultResult probe;
+
+	if (vault_auth_method != AUTH_APPROLE || approle_token == NULL)
+		return VAULT_FORBIDDEN_KEPT;
+	if (!vault_result_has_error(res, "invalid token"))
+	{
+		vault_http_perform(&probe, VAULT_GET, "auth/token/lookup-self", NULL, 0,
+						   approle_token, VAULT_RETRY_IDEMPOTENT);
+		vault_http_wipe_response();
+		if (probe.transport != VT_OK || probe.status != 403)
+			return VAULT_FORBIDDEN_DENIED;
+	}
 	approle_login();
-	return true;
+	return VAULT_FORBIDDEN_RELOGGED;
 }
 
 /* vault.token must not carry characters that would split the header. */

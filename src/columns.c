@@ -15,7 +15,8 @@
  *    RETURNING, ON CONFLICT or check options) or a COPY FROM is running,
  *    the trigger holds back each row that carries a plaintext: it keeps a
  *    copy and returns NULL, so that the row is not written.  Every
- *    vault.batch_size held rows, and when the statement's executor run or
+ *    vault_batch_items() held rows (vault.batch_size, within what
+ *    vault.batch_max_strings allows), and when the statement's executor run or
  *    the COPY ends, the held rows are encrypted through the batch API and
  *    inserted with one INSERT ... SELECT FROM unnest($1).  Executor and
  *    utility hooks know which statement is running (the innermost one is
@@ -800,7 +801,7 @@ hold_row(BulkStatement *bulk, ColumnsConfig *cfg, HeapTuple row)
 	h->bytes += row->t_len;
 	MemoryContextSwitchTo(old);
 
-	if (h->nrows >= vault_batch_size || h->bytes >= MAX_HELD_BYTES)
+	if (h->nrows >= vault_batch_items() || h->bytes >= MAX_HELD_BYTES)
 		flush_held(bulk, h);
 }
 

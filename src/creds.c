@@ -228,7 +228,7 @@ pg_vault_db_creds(PG_FUNCTION_ARGS)
 	char	   *role = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *mount = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	StringInfoData path;
-	VaultOp		op;
+	VaultOp		op = {0};
 	VaultResult res;
 	VaultDoc   *doc;
 	IssuedCreds c;
@@ -246,6 +246,7 @@ pg_vault_db_creds(PG_FUNCTION_ARGS)
 	appendStringInfo(&path, "/creds/%s", role);
 	op.what = "get Vault database credentials";
 	op.object = path.data;
+	op.scrub_quotes = true;
 
 	vault_request(&res, VAULT_GET, path.data, NULL, 0, 0);
 	doc = parse_secret_response(&res, &op);
@@ -292,7 +293,7 @@ Datum
 pg_vault_lease_renew(PG_FUNCTION_ARGS)
 {
 	char	   *lease_id;
-	VaultOp		op;
+	VaultOp		op = {0};
 	StringInfoData body;
 	StringInfoData out;
 	VaultJsonWriter w;

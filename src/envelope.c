@@ -166,11 +166,43 @@ vault_raise_transport(const VaultResult *res, const VaultOp *op)
 }
 
 /*
+ * Appends LEN bytes of a Vault message, tabs and newlines as spaces.  With
+ * scrub, what stands between double quotes is replaced: OpenBao's database
+ * engine returns PostgreSQL's error verbatim, and PostgreSQL quotes the
+ * value it failed on, which can be the password it was generating
+ * ('invalid input syntax for type integer: "<password>"').
+ */
+static void
+append_message_text(StringInfo out, const char *msg, size_t len, bool scrub)
+{
+	bool		quoted = false;
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+	{
+		char		ch = msg[i];
+
+		if (scrub && ch == '"')
+		{
+			appendStringInfoChar(out, ch);
+			if (!quoted)
+				appendStringInfoString(out, "[redacted]");
+			quoted = !quoted;
+			continue;
+		}
+		if (!quoted)
+			appendStringInfoChar(out, (ch == '\n' || ch == '\t') ? ' ' : ch);
+	}
+	if (quoted)
+		appendStringInfoChar(out, '"');
+}
+
+/*
  * Appends one of Vault's messages, unfolding its multierror format
  * ("1 error occurred:\n\t* permission denied\n\n") into "a; b".
  */
 static void
-append_vault_message(StringInfo out, const char *msg)
+append_vault_message(StringInfo out, const char *msg, bool scrub)
 {
 	const char *star;
 
@@ -187,21 +219,17 @@ append_vault_message(StringInfo out, const char *msg)
 			if (!first)
 				appendStringInfoString(out, "; ");
 			first = false;
-			appendBinaryStringInfo(out, start, len);
+			append_message_text(out, start, len, scrub);
 			star = end ? strstr(end, "\t* ") : NULL;
 		}
 		return;
 	}
-	while (*msg)
-	{
-		appendStringInfoChar(out, (*msg == '\n' || *msg == '\t') ? ' ' : *msg);
-		msg++;
-	}
+	append_message_text(out, msg, strlen(msg), scrub);
 }
 
 /* Vault's messages from an {"errors":[...]} body, or NULL. */
 static char *
-error_messages(json_t *root)
+error_messages(json_t *root, bool scrub)
 {
 	json_t	   *errors;
 	StringInfoData out;
@@ -221,7 +249,7 @@ error_messages(json_t *root)
 			continue;
 		if (any)
 			appendStringInfoString(&out, "; ");
-		append_vault_message(&out, json_string_value(e));
+		append_vault_message(&out, json_string_value(e), scrub);
 		any = true;
 	}
 	if (!any)
@@ -237,7 +265,7 @@ error_messages(json_t *root)
 static void
 raise_status_root(json_t *root, long status, const VaultOp *op)
 {
-	char	   *msg = error_messages(root);
+	char	   *msg = error_messages(root, op->scrub_quotes);
 	const char *hint = NULL;
 
 	if (status == 403)
@@ -656,7 +684,7 @@ vault_doc_batch(VaultDoc *doc, const char *field, int n,
 			long		status = doc->status >= 400 ? doc->status : 400;
 
 			initStringInfo(&msg);
-			append_vault_message(&msg, json_string_value(err));
+			append_vault_message(&msg, json_string_value(err), op->scrub_quotes);
 			ereport(ERROR,
 					(errcode(status_errcode(status)),
 					 op->object ?

@@ -699,8 +699,13 @@ vault_request(VaultResult *res, VaultMethod method, const char *path,
 	if ((flags & VAULT_NO_AUTH) == 0)
 		token = vault_auth_token();
 	vault_http_perform(res, method, path, body, bodylen, token, flags);
+	/*
+	 * A 403 was not acted on, so sending the request again is safe: with a
+	 * fresh token after a re-login, or with the same one to get its answer
+	 * back after the token was looked up in the same buffer.
+	 */
 	if (token != NULL && res->transport == VT_OK && res->status == 403 &&
-		vault_auth_refresh_after_forbidden(res))
+		vault_auth_refresh_after_forbidden(res) != VAULT_FORBIDDEN_KEPT)
 		vault_http_perform(res, method, path, body, bodylen,
 						   vault_auth_token(), flags);
 }

@@ -150,7 +150,7 @@ pg_vault_kv_put(PG_FUNCTION_ARGS)
 {
 	char	   *secret;
 	Jsonb	   *data;
-	VaultOp		op;
+	VaultOp		op = {0};
 	char	   *path;
 	char	   *json;
 	char	   *utf8;

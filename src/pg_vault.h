@@ -140,6 +140,7 @@ typedef struct VaultOp
 {
 	const char *what;			/* "encrypt with Vault key" */
 	const char *object;			/* the key or path; may be NULL */
+	bool		scrub_quotes;	/* Vault's messages may quote a secret */
 } VaultOp;
 
 typedef struct VaultDoc VaultDoc;
@@ -224,7 +225,13 @@ extern void vault_auth_init(void);
 extern const char *vault_auth_token(void);
 /* After a 403: true when a fresh token was obtained and the request may
  * be repeated once. */
-extern bool vault_auth_refresh_after_forbidden(const VaultResult *res);
+typedef enum VaultForbidden
+{
+	VAULT_FORBIDDEN_KEPT,		/* nothing done: the 403 stands as it is */
+	VAULT_FORBIDDEN_DENIED,		/* the token is alive: a policy denies */
+	VAULT_FORBIDDEN_RELOGGED	/* the token was dead: logged in again */
+} VaultForbidden;
+extern VaultForbidden vault_auth_refresh_after_forbidden(const VaultResult *res);
 
 /* ---- engines ---- */
 
@@ -233,6 +240,8 @@ extern void vault_kv_init(void);
 
 /* GUCs read by several areas */
 extern int	vault_batch_size;
+extern int	vault_batch_max_strings;
+extern int	vault_batch_items(void);
 extern char *vault_transit_mount;
 extern char *vault_kv_mount;
 

@@ -8,7 +8,11 @@
  *    straight into the result datum.  A batch call sends at most
  *    vault.batch_size items (and about 16 MB) per request, with one body
  *    build and one parse per chunk, and returns its results in input order
- *    with NULLs kept.
+ *    with NULLs kept.  A chunk also stays within vault.batch_max_strings
+ *    JSON strings (keys and values): OpenBao's listener refuses a request
+ *    body with more than max_request_json_strings (1000 by default) with
+ *    "refused JSON input due to high complexity", so an encrypt batch of
+ *    1000 plain items (2001 strings) would never get through.
  *
  *    Decrypted text is checked against the database encoding: a value that
  *    is not valid is an error, never returned as garbage (the bytea forms
@@ -40,6 +44,7 @@
 /*---- GUC variables ----*/
 
 int			vault_batch_size = 1000;
+int			vault_batch_max_strings = 1000;
 char	   *vault_transit_mount = NULL;
 
 typedef enum TransitOp
@@ -189,6 +194,22 @@ transit_single(TransitOp top, const char *input, size_t inlen,
 }
 
 /*
+ * Most plain items (one input, no context) one batch request carries: what
+ * vault.batch_size and vault.batch_max_strings both allow, leaving room for
+ * "batch_input" and an "algorithm" pair (498 at the default).  The column
+ * trigger holds this many rows, so that its requests go out full.
+ */
+int
+vault_batch_items(void)
+{
+	int			n = vault_batch_size;
+
+	if (vault_batch_max_strings > 0)
+		n = Min(n, Max(1, (vault_batch_max_strings - 3) / 2));
+	return n;
+}
+
+/*
  * An array through a transit operation, vault.batch_size items per request.
  * contexts, when given, has one context (or NULL) per input element.
  */
@@ -263,6 +284,8 @@ transit_batch(TransitOp top, ArrayType *input, const char *key,
 	{
 		int			n = 0;
 		size_t		estimate = 64;
+		/* "batch_input", and "algorithm" with its value */
+		int			strings = 1 + (algorithm ? 2 : 0);
 		StringInfoData body;
 		VaultResult res;
 		VaultDoc   *doc;
@@ -274,6 +297,13 @@ transit_batch(TransitOp top, ArrayType *input, const char *key,
 			if (!nulls[next])
 			{
 				size_t		len = VARSIZE_ANY_EXHDR(DatumGetPointer(elems[next]));
+				/* the input's key and value, and the context's */
+				int			item_strings = (ctx_elems && !ctx_nulls[next]) ? 4 : 2;
+
+				if (n > 0 && vault_batch_max_strings > 0 &&
+					strings + item_strings > vault_batch_max_strings)
+					break;
+				strings += item_strings;
 
 				estimate += (info->input_base64 ? vc_b64_encoded_len(len) : len) + 40;
 				if (ctx_elems && !ctx_nulls[next])
@@ -577,7 +607,7 @@ Datum
 pg_vault_key_config(PG_FUNCTION_ARGS)
 {
 	char	   *key;
-	VaultOp		op;
+	VaultOp		op = {0};
 	char	   *path;
 	StringInfoData body;
 	VaultJsonWriter w;
@@ -633,6 +663,13 @@ vault_transit_init(void)
 							gettext_noop("Largest number of items sent to Vault in one batch request."),
 							NULL,
 							&vault_batch_size, 1000, 1, 100000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("vault.batch_max_strings",
+							gettext_noop("Largest number of JSON strings (keys and values) in one batch request; 0 means no limit."),
+							gettext_noop("OpenBao refuses request bodies with more strings than its listener's "
+										 "max_request_json_strings, 1000 by default; raise both together."),
+							&vault_batch_max_strings, 1000, 0, 10000000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("vault.transit_mount",

@@ -7,10 +7,10 @@
 # credential revocation, a restart on the same data, and the logs searched
 # for the SSN, plaintexts and tokens used.
 #
-# It runs on a database of its own (pg_vault_app_test) and, with the
-# development server, on a Vault instance of its own (bootstrapped like the
-# run's) so that it can seal and stop it; the database's vault.addr points
-# there.  With an external Vault the outage tests skip.
+# It runs on a database of its own (pg_vault_app_test) and, unless an
+# external Vault is in use, on an OpenBao instance of its own (bootstrapped
+# like the run's) so that it can seal and stop it; the database's
+# vault.addr points there.  With an external Vault the outage tests skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source test/lib/summary.sh
@@ -389,7 +389,7 @@ if [ "$OWN_VAULT" = 1 ]; then
 	req POST /api/decrypt full "{\"ciphertext\":\"$CT\"}"
 	expect "Vault back: earlier ciphertexts still decrypt" 200 "d == {'plaintext': '$PLAINTEXT'}"
 else
-	pgv_skip "Vault sealed and down (needs the development server)"
+	pgv_skip "Vault sealed and down (needs an OpenBao of the suite's own)"
 fi
 
 # ---- SIGTERM: in-flight requests finish, then exit 0 ----

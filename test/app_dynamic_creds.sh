@@ -9,7 +9,7 @@
 # VAULT_TOKEN (its lease revoked by id) and start-up failures.
 #
 # TTLs are cut to seconds, so this runs on a Vault instance of its own
-# (the development server) and skips with an external Vault.
+# (an OpenBao the harness starts) and skips with an external Vault.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source test/lib/summary.sh
@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 pgv_need_test_env
-if ! pgv_need_devserver "short TTLs on a Vault instance of the suite's own"; then
+if ! pgv_need_own_vault "short TTLs on a Vault instance of the suite's own"; then
 	pgv_skip "dynamic database credentials"
 	pgv_done
 	exit 0

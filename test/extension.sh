@@ -2,10 +2,12 @@
 # test/extension.sh: the pg_vault extension against a live Vault, for what
 # pg_regress cannot do from SQL alone: tokens with narrow policies, the
 # token file changing under a session, AppRole login, renewal and re-login,
-# keep-alive, backend memory, and no secret in the server log.  With the
-# development server it also uses the fault switches (sealed, slow, failing,
-# cut and malformed answers; cancel and statement_timeout) and a second,
-# TLS-only server with a CA made here.
+# keep-alive, backend memory, and no secret in the server log.  Through the
+# fault proxy (vault/faultproxy, in front of any Vault): slow, failing, cut,
+# malformed, truncated and oversized answers; cancel and statement_timeout.
+# With an OpenBao the harness started, also: sealed for real (sys/seal, then
+# unseal with its key file) and a second, TLS-only OpenBao with a CA made
+# here.
 #
 # Run by test/run, which starts the servers and exports their settings.
 set -uo pipefail
@@ -24,7 +26,7 @@ chmod 0755 "$WORK"
 
 cleanup() {
 	[ -n "$TLS_DIR" ] && pgv_vault_instance_stop "$TLS_DIR"
-	[ "${PGV_EXTERNAL_VAULT:-0}" = 1 ] || vault_api DELETE /_dev/faults >/dev/null
+	vault_api DELETE /_dev/faults >/dev/null
 	psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
 }
 trap cleanup EXIT
@@ -150,85 +152,110 @@ q "SET log_min_messages = debug5" "SET vault.token_file = '$WORK/narrow-token'" 
 q "SET log_min_messages = debug5" "$APPROLE_SET" "SELECT vault_kv('$KV/denied')" >/dev/null
 q "SET log_min_messages = debug5" "SELECT vault_encrypt_batch(ARRAY['$MARK-b1', '$MARK-b2'], '$KEY', ARRAY['c'])" >/dev/null
 
-# ---- the development server's fault switches ----
-if pgv_need_devserver "fault switches, sealing and a TLS server"; then
-	fault() { vault_api POST /_dev/faults "$1" >/dev/null; }
-	fault_left() { vault_api GET /_dev/faults | json_get fail_next; }
-	clear_faults() { vault_api DELETE /_dev/faults >/dev/null; }
-
-	clear_faults
+# ---- sealed: the real thing, sys/seal and unseal with the key file ----
+fault() { vault_api POST /_dev/faults "$1" >/dev/null; }
+fault_left() { vault_api GET /_dev/faults | json_get fail_next; }
+clear_faults() { vault_api DELETE /_dev/faults >/dev/null; }
+clear_faults
+if pgv_need_own_vault "sealing (its unseal key)"; then
 	# sealed: 55000; health still answers
 	vault_api PUT /v1/sys/seal >/dev/null
 	expect "sealed Vault: 55000" 55000 "$(outcome "SET vault.max_retries = 0" "SELECT vault_encrypt('x', '$KEY')")"
 	expect "health reports sealed" true "$(q "SELECT vault_health()->>'sealed'")"
-	vault_api PUT /v1/sys/unseal "{\"key\":\"$(cat "$PGV_UNSEAL_KEY_FILE")\"}" >/dev/null
+	/usr/bin/python3 -c 'import json, sys
+print(json.dumps({"key": open(sys.argv[1]).read().strip()}))' "$PGV_UNSEAL_KEY_FILE" |
+		curl -s "${CURL_TLS[@]}" -o /dev/null -X PUT --data-binary @- "$VAULT_ADDR/v1/sys/unseal"
+	for ((i = 0; i < 100; i++)); do
+		[ "$(pgv_vault_health)" = 200 ] && break
+		sleep 0.1
+	done
 	expect "unsealed again" ok "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
+else
+	pgv_skip "sealed Vault"
+fi
 
-	# a slow server: statement_timeout and pg_cancel_backend stop the call promptly
-	fault '{"latency_ms":5000,"path_prefix":"transit/"}'
-	t0=$(now_ms)
-	st=$(outcome "SET statement_timeout = '300ms'" "SELECT vault_encrypt('x', '$KEY')")
-	t1=$(now_ms)
-	expect "slow server + statement_timeout: 57014" 57014 "$st"
-	if [ $((t1 - t0)) -lt 1500 ]; then pgv_ok "statement_timeout acted in $((t1 - t0)) ms"; else pgv_not_ok "statement_timeout took $((t1 - t0)) ms"; fi
-	outcome "SET application_name = 'pgv_cancel_me'" "SELECT vault_encrypt('x', '$KEY')" >"$WORK/cancel.out" &
-	cpid=$!
-	sleep 1
-	t0=$(now_ms)
-	psql -XAtq -d postgres -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgv_cancel_me'" >/dev/null
-	wait $cpid
-	t1=$(now_ms)
-	expect "pg_cancel_backend: 57014" 57014 "$(cat "$WORK/cancel.out")"
-	if [ $((t1 - t0)) -lt 1000 ]; then pgv_ok "cancel acted in $((t1 - t0)) ms"; else pgv_not_ok "cancel took $((t1 - t0)) ms"; fi
-	clear_faults
+# ---- the fault proxy in front of Vault (vault/faultproxy) ----
 
-	# retries: 503 and 412 are retried; 500 up to vault.max_retries; 400 never
-	fault '{"fail_next":2,"fail_status":503}'
-	expect "two 503s, then success" ok "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
-	fault '{"fail_next":1,"fail_status":412}'
-	expect "a 412, then success" ok "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
-	fault '{"fail_next":5,"fail_status":500}'
-	expect "500s beyond max_retries: 58000" 58000 "$(outcome "SET vault.max_retries = 2" "SELECT vault_encrypt('x', '$KEY')")"
-	expect "exactly 1 + max_retries attempts" 2 "$(fault_left)"
-	clear_faults
-	fault '{"fail_next":3,"fail_status":400}'
-	expect "400: 22023" 22023 "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
-	expect "400 is never retried" 2 "$(fault_left)"
-	clear_faults
-	fault '{"fail_next":2,"fail_status":501}'
-	expect "501: 55000, not retried" "55000 1" "$(outcome "SELECT vault_encrypt('x', '$KEY')") $(fault_left)"
-	clear_faults
-	fault '{"fail_next":1,"fail_status":429,"retry_after":1}'
-	t0=$(now_ms)
-	st=$(outcome "SELECT vault_encrypt('x', '$KEY')")
-	t1=$(now_ms)
-	expect "429 retried" ok "$st"
-	if [ $((t1 - t0)) -ge 950 ]; then pgv_ok "Retry-After honoured ($((t1 - t0)) ms)"; else pgv_not_ok "Retry-After ignored ($((t1 - t0)) ms)"; fi
-	fault '{"fail_next":3,"fail_status":429}'
-	expect "429 beyond max_retries: 53400" 53400 "$(outcome "SET vault.max_retries = 1" "SELECT vault_encrypt('x', '$KEY')")"
-	clear_faults
+# a slow server: statement_timeout and pg_cancel_backend stop the call promptly
+fault '{"latency_ms":5000,"path_prefix":"transit/"}'
+t0=$(now_ms)
+st=$(outcome "SET statement_timeout = '300ms'" "SELECT vault_encrypt('x', '$KEY')")
+t1=$(now_ms)
+expect "slow server + statement_timeout: 57014" 57014 "$st"
+if [ $((t1 - t0)) -lt 1500 ]; then pgv_ok "statement_timeout acted in $((t1 - t0)) ms"; else pgv_not_ok "statement_timeout took $((t1 - t0)) ms"; fi
+outcome "SET application_name = 'pgv_cancel_me'" "SELECT vault_encrypt('x', '$KEY')" >"$WORK/cancel.out" &
+cpid=$!
+sleep 1
+t0=$(now_ms)
+psql -XAtq -d postgres -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgv_cancel_me'" >/dev/null
+wait $cpid
+t1=$(now_ms)
+expect "pg_cancel_backend: 57014" 57014 "$(cat "$WORK/cancel.out")"
+if [ $((t1 - t0)) -lt 1000 ]; then pgv_ok "cancel acted in $((t1 - t0)) ms"; else pgv_not_ok "cancel took $((t1 - t0)) ms"; fi
+clear_faults
 
-	# a cut connection is remade; a malformed answer is 08P01, never a crash
-	got=$(psql -XAtq -d "$DB" 2>&1 <<-EOF
-		SELECT vault_encrypt('x', '$KEY') IS NOT NULL;
-		\! curl -s ${VAULT_CACERT:+--cacert "$VAULT_CACERT"} -o /dev/null -X POST -H "X-Vault-Token: \$VAULT_TOKEN" -d '{"close_next":1}' "\$VAULT_ADDR/_dev/faults"
-		SELECT vault_encrypt('x', '$KEY') IS NOT NULL;
-		SELECT vault_encrypt('x', '$KEY') IS NOT NULL;
-	EOF
-	)
-	expect "cut connection: reconnected transparently" "t|t|t" "$(echo "$got" | paste -sd'|')"
-	fault '{"malformed_next":1}'
-	expect "truncated JSON: 08P01" 08P01 "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
-	fault '{"malformed_next":1}'
-	expect "truncated batch JSON: 08P01" 08P01 "$(outcome "SELECT vault_encrypt_batch(ARRAY['a','b'], '$KEY')")"
-	expect "the backend survived" ok "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
-	clear_faults
+# retries: 503 and 412 are retried; 500 up to vault.max_retries; 400 never
+fault '{"fail_next":2,"fail_status":503}'
+expect "two 503s, then success" ok "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
+fault '{"fail_next":1,"fail_status":412}'
+expect "a 412, then success" ok "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
+fault '{"fail_next":5,"fail_status":500}'
+expect "500s beyond max_retries: 58000" 58000 "$(outcome "SET vault.max_retries = 2" "SELECT vault_encrypt('x', '$KEY')")"
+expect "exactly 1 + max_retries attempts" 2 "$(fault_left)"
+clear_faults
+fault '{"fail_next":3,"fail_status":400}'
+expect "400: 22023" 22023 "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
+expect "400 is never retried" 2 "$(fault_left)"
+clear_faults
+fault '{"fail_next":2,"fail_status":501}'
+expect "501: 55000, not retried" "55000 1" "$(outcome "SELECT vault_encrypt('x', '$KEY')") $(fault_left)"
+clear_faults
+fault '{"fail_next":1,"fail_status":429,"retry_after":1}'
+t0=$(now_ms)
+st=$(outcome "SELECT vault_encrypt('x', '$KEY')")
+t1=$(now_ms)
+expect "429 retried" ok "$st"
+if [ $((t1 - t0)) -ge 950 ]; then pgv_ok "Retry-After honoured ($((t1 - t0)) ms)"; else pgv_not_ok "Retry-After ignored ($((t1 - t0)) ms)"; fi
+fault '{"fail_next":3,"fail_status":429}'
+expect "429 beyond max_retries: 53400" 53400 "$(outcome "SET vault.max_retries = 1" "SELECT vault_encrypt('x', '$KEY')")"
+clear_faults
 
-	# response size cap
-	expect "response above vault.max_response_size: 54000" 54000 \
-		"$(outcome "SET vault.max_response_size = '64kB'" "SELECT vault_encrypt(repeat('x', 100000), '$KEY')")"
+# a cut connection is remade; a malformed answer is 08P01, never a crash
+got=$(psql -XAtq -d "$DB" 2>&1 <<-EOF
+	SELECT vault_encrypt('x', '$KEY') IS NOT NULL;
+	\! curl -s ${VAULT_CACERT:+--cacert "$VAULT_CACERT"} -o /dev/null -X POST -H "X-Vault-Token: \$VAULT_TOKEN" -d '{"close_next":1}' "\$VAULT_ADDR/_dev/faults"
+	SELECT vault_encrypt('x', '$KEY') IS NOT NULL;
+	SELECT vault_encrypt('x', '$KEY') IS NOT NULL;
+EOF
+)
+expect "cut connection: reconnected transparently" "t|t|t" "$(echo "$got" | paste -sd'|')"
+fault '{"malformed_next":1}'
+expect "truncated JSON: 08P01" 08P01 "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
+fault '{"malformed_next":1}'
+expect "truncated batch JSON: 08P01" 08P01 "$(outcome "SELECT vault_encrypt_batch(ARRAY['a','b'], '$KEY')")"
+expect "the backend survived" ok "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
+# a transfer cut short of its Content-Length is a transport failure: an
+# encrypt is retried (it is safe to repeat), a creds call would not be
+fault '{"truncated_next":1,"path_prefix":"transit/"}'
+expect "truncated transfer: retried, then ok" "ok 0" \
+	"$(outcome "SELECT vault_encrypt('x', '$KEY')") $(vault_api GET /_dev/faults | json_get truncated_next)"
+fault '{"truncated_next":5,"path_prefix":"transit/"}'
+expect "truncated transfers beyond max_retries: 08006" 08006 \
+	"$(outcome "SET vault.max_retries = 1" "SELECT vault_encrypt('x', '$KEY')")"
+clear_faults
 
-	# TLS: a second server with a certificate from a CA made here
+# response size cap: a real large answer, then an oversized one from the proxy
+expect "response above vault.max_response_size: 54000" 54000 \
+	"$(outcome "SET vault.max_response_size = '64kB'" "SELECT vault_encrypt(repeat('x', 100000), '$KEY')")"
+fault '{"oversize_next":1,"path_prefix":"transit/"}'
+expect "a 4 MB answer to a small request, above a 1 MB cap: 54000" 54000 \
+	"$(outcome "SET vault.max_response_size = '1MB'" "SELECT vault_encrypt('x', '$KEY')")"
+expect "the backend survived it" ok "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
+clear_faults
+
+
+# ---- TLS: a second OpenBao with a certificate from a CA made here ----
+if pgv_need_own_vault "a TLS server of the suite's own"; then
 	tls=$WORK/tls
 	mkdir -p "$tls"
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca.key" -out "$tls/ca.crt" \
@@ -240,9 +267,14 @@ if pgv_need_devserver "fault switches, sealing and a TLS server"; then
 		-CAcreateserial -out "$tls/server.crt" -days 1 -extfile "$tls/ext" 2>/dev/null
 	chmod 0644 "$tls/ca.crt"
 	TLS_DIR=$tls/vault
-	TLS_ADDR=$(PGV_ROOT_TOKEN=$VAULT_TOKEN VAULT_CACERT=$tls/ca.crt \
+	TLS_ADDR=$(VAULT_CACERT=$tls/ca.crt \
 		PGV_VAULT_TLS_CERT=$tls/server.crt PGV_VAULT_TLS_KEY=$tls/server.key \
 		pgv_vault_instance_start "$TLS_DIR")
+	# a new OpenBao has no engines: the same transit key there
+	curl -s --cacert "$tls/ca.crt" -o /dev/null -X POST -H "X-Vault-Token: $VAULT_TOKEN" \
+		-d '{"type":"transit"}' "$TLS_ADDR/v1/sys/mounts/transit"
+	curl -s --cacert "$tls/ca.crt" -o /dev/null -X POST -H "X-Vault-Token: $VAULT_TOKEN" \
+		"$TLS_ADDR/v1/transit/keys/$KEY"
 	expect "TLS: unknown CA refused: 08001" 08001 \
 		"$(outcome "SET vault.addr = '$TLS_ADDR'" "SELECT vault_encrypt('x', '$KEY')")"
 	expect "TLS: verified with vault.ca_file" t \
@@ -261,7 +293,7 @@ if pgv_need_devserver "fault switches, sealing and a TLS server"; then
 	pgv_vault_instance_stop "$TLS_DIR"
 	TLS_DIR=
 else
-	pgv_skip "sealed, slow server, cancel, retries, cut and malformed answers, size cap, TLS"
+	pgv_skip "TLS"
 fi
 
 # ---- the server log holds no plaintext, token or secret_id ----

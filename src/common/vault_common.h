@@ -1,8 +1,8 @@
 /*
  * vault_common.h
- *    Small pure-C helpers shared by the extension (src/), the development
- *    Vault server (vault/devserver/) and the app (app/).  No PostgreSQL,
- *    curl or jansson dependencies: each program links this file as is.
+ *    Small pure-C helpers shared by the extension (src/) and the app
+ *    (app/); bench/curl_loop.c uses them too.  No PostgreSQL, curl or
+ *    jansson dependencies: each program links this file as is.
  */
 #ifndef VAULT_COMMON_H
 #define VAULT_COMMON_H

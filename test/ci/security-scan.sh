@@ -2,7 +2,7 @@
 # security-scan.sh: `make security-scan`.  Two checks, both must pass:
 #
 #  1. Static analysis by the compiler: every C file of the extension, the app
-#     and the development Vault server compiled (to nothing) at -O2 with
+#     and the fault proxy (vault/faultproxy/) compiled (to nothing) at -O2 with
 #     _FORTIFY_SOURCE, the stack protector and GCC's security warnings as
 #     errors: format strings (-Wformat=2: a non-literal format with no
 #     arguments, %n; not -Wformat-nonliteral, which also flags formats
@@ -43,7 +43,7 @@ SEC_FLAGS=(-O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protec
 
 shopt -s nullglob
 EXT_SRCS=(src/*.c src/common/*.c)
-PROG_SRCS=(app/*.c vault/devserver/*.c)
+PROG_SRCS=(app/*.c vault/faultproxy/*.c)
 shopt -u nullglob
 
 echo "== security-scan: compiler static analysis (${#EXT_SRCS[@]} extension and ${#PROG_SRCS[@]} program files)"

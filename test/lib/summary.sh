@@ -9,7 +9,7 @@
 #
 #   source "$(dirname "$0")/lib/summary.sh"
 #   pgv_check "vault answers" curl -sf "$VAULT_ADDR/v1/sys/health"
-#   if pgv_need_devserver "fault injection"; then ... else pgv_skip "faults"; fi
+#   if pgv_need_own_vault "fault injection"; then ... else pgv_skip "faults"; fi
 #   pgv_done
 
 source "$(dirname "${BASH_SOURCE[0]}")/servers.sh"
