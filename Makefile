@@ -3,8 +3,11 @@
 # from one Makefile.  The Vault server itself is OpenBao, installed by
 # `make deps` (test/lib/deps.sh) into .venv.
 #
-#   make                  build the extension and the programs
+#   make                  build the extension, and only it (as PGXS users
+#                         expect: no app or test dependencies needed)
 #   make install          install the extension (PG_CONFIG honoured)
+#   make programs         build the app and the fault proxy (libmicrohttpd,
+#                         libpq); make test, demo and bench do it themselves
 #   make installcheck     pg_regress suites in sql/ + expected/ (needs a
 #                         configured Vault; `make test` sets one up)
 #   make test             every suite, against servers it starts itself
@@ -39,7 +42,8 @@ APP      = app/pg-vault-app
 APP_SRCS = $(wildcard app/*.c) $(COMMON_SRCS)
 APP_HDRS = $(wildcard app/*.h src/common/*.h)
 
-all: $(APP)
+.PHONY: programs
+programs: $(APP)
 
 $(APP): $(APP_SRCS) $(APP_HDRS)
 	$(PROG_CC) $(PROG_CFLAGS) $(PROG_WARN) $(PROG_INCLUDE) -o $@ $(APP_SRCS) \
@@ -49,7 +53,7 @@ $(APP): $(APP_SRCS) $(APP_HDRS)
 FAULTPROXY      = vault/faultproxy/vault-faultproxy
 FAULTPROXY_SRCS = vault/faultproxy/faultproxy.c
 
-all: $(FAULTPROXY)
+programs: $(FAULTPROXY)
 
 $(FAULTPROXY): $(FAULTPROXY_SRCS)
 	$(PROG_CC) $(PROG_CFLAGS) $(PROG_WARN) -o $@ $(FAULTPROXY_SRCS) \
@@ -62,15 +66,15 @@ deps:
 	@bash test/lib/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all programs
 	@bash test/run
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all programs
 	@bash test/lib/demo.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all programs
 	@bash bench/run
 
 # ==== operations: everyday targets after the reference design ==========
@@ -99,7 +103,7 @@ help: ## list every target, one line each
 setup: deps build ## install missing Debian packages, then build everything
 
 build: ## build the extension, the app and the fault proxy
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all programs
 
 start: ## run the demo stack (make demo) in the background; pid and log in .demo/
 	@bash $(CI_DIR)/ops.sh start

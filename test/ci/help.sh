@@ -14,9 +14,10 @@ MAKEFILE=${1:-Makefile}
 # PGXS's own targets, which the Makefile gets from $(PGXS), and the
 # foundation's targets that the header comment does not describe.
 declare -A PGXS_DESC=(
-	[deps]="install the Debian packages building and testing need (as root; else prints the apt-get line)"
+	[deps]="install the Debian packages building and testing need (as root; else prints the apt-get line), and OpenBao into .venv"
 	[bench]="benchmarks (bench/run) against servers it starts itself"
-	[all]="build the extension and the programs (the default target)"
+	[all]="build the extension, and only it (the default target)"
+	[programs]="build the app and the tests' fault proxy (make test, demo and bench do it)"
 	[install]="install the extension into PostgreSQL (PG_CONFIG honoured)"
 	[uninstall]="remove what make install installed"
 	[installcheck]="pg_regress suites in sql/ + expected/ against a running, configured server"
