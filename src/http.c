@@ -14,7 +14,8 @@
  *    except 501, with capped, jittered exponential backoff that honours
  *    Retry-After, at most vault.max_retries times.  A request whose repeat
  *    would repeat its effect (key rotation, KV writes) is retried only where
- *    Vault cannot have acted on it: refused connections, 412, 429 and 503.
+ *    Vault cannot have acted on it: refused connections, 412, 429, 503 and
+ *    a 500 from a node that is not active.
  *
  *    Cancellation: the transfer-progress callback aborts the transfer when
  *    a query cancel or backend termination is pending; once curl has
@@ -573,8 +574,15 @@ should_retry(const VaultResult *res, int flags)
 		default:
 			return false;
 	}
-	/* Vault did not act on the request for these */
+	/*
+	 * Vault did not act on the request for these.  A node that is not (yet)
+	 * active answers 500 "local node not active but active cluster node not
+	 * found": OpenBao on raft says so for a moment after every unseal or
+	 * restart, until it has elected itself.
+	 */
 	if (res->status == 412 || res->status == 429 || res->status == 503)
+		return true;
+	if (res->status == 500 && vault_result_has_error(res, "local node not active"))
 		return true;
 	if (res->status >= 500 && res->status != 501)
 		return idempotent;

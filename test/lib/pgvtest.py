@@ -5,16 +5,21 @@ A suite is a script test/vault/test_NAME.py of unittest test cases ending in
     if __name__ == "__main__":
         pgvtest.main()
 
-test/run starts the Vault server first and exports VAULT_ADDR and
-VAULT_TOKEN (the root token); suites never start servers of their own.
-main() runs the tests and prints, as the last line of output, the summary
-that test/run counts:
+test/run starts the Vault server first (a real OpenBao, `bao server` with
+raft storage, initialised and unsealed by test/lib/servers.sh, behind the
+fault proxy vault/faultproxy) and exports VAULT_ADDR (the proxy) and
+VAULT_TOKEN (the run's root token); suites never start the run's server
+themselves.  main() runs the tests and prints, as the last line of output,
+the summary that test/run counts:
 
     N passed, N failed, N skipped
 
-and exits non-zero when anything failed.  Tests that need the development
-server itself (fault switches, restarts, its files) carry @needs_devserver
-and skip, saying why, when test/run uses an external Vault.
+and exits non-zero when anything failed.  Tests that need an OpenBao the
+harness started (sealing with its unseal key, restarts, instances of a
+suite's own, its files such as the audit log) carry @needs_own_vault and
+skip, saying why, when test/run uses an external Vault (VAULT_ADDR and
+VAULT_TOKEN set by the caller, PGV_EXTERNAL_VAULT=1).  The fault switches
+need no such thing: the proxy sits in front of an external Vault too.
 """
 
 import json
@@ -31,9 +36,9 @@ VAULT_TOKEN = os.environ.get("VAULT_TOKEN", "")
 EXTERNAL_VAULT = os.environ.get("PGV_EXTERNAL_VAULT", "0") == "1"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
-needs_devserver = unittest.skipIf(
+needs_own_vault = unittest.skipIf(
     EXTERNAL_VAULT,
-    "needs the development Vault server (an external Vault is in use)")
+    "needs an OpenBao the harness started (an external Vault is in use)")
 
 
 def client(token=None):
@@ -53,8 +58,8 @@ def _dev_request(method, body=None):
 
 
 def faults(**switches):
-    """Set development-only fault switches, e.g. faults(fail_next=2,
-    fail_status=503); see vault/devserver for the full list."""
+    """Set the fault proxy's switches, e.g. faults(fail_next=2,
+    fail_status=503); see vault/faultproxy/faultproxy.c for the full list."""
     return _dev_request("POST", switches)
 
 
@@ -63,8 +68,9 @@ def clear_faults():
 
 
 def restart_vault():
-    """Stop and start the development server on the same port and state
-    file, through the shared fixtures."""
+    """Stop and start the run's OpenBao on the same port and raft storage
+    and unseal it, through the shared fixtures (pgv_restart_vault, which
+    returns once the server is the active node again)."""
     subprocess.run(["bash", "-c",
                     'source "$PGV_REPO/test/lib/servers.sh" && pgv_restart_vault'],
                    check=True, stdout=subprocess.DEVNULL)

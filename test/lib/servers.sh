@@ -219,11 +219,16 @@ print(json.dumps({"key": open(sys.argv[1]).read().strip()}))' "$PGV_UNSEAL_KEY_F
 
 # The run's token as a second root token of this server (see above).
 pgv_vault_add_root_token() {
+	local answer
 	[ -n "${PGV_ROOT_TOKEN:-}" ] || return 0
-	/usr/bin/python3 -c 'import json, os
+	answer=$(/usr/bin/python3 -c 'import json, os
 print(json.dumps({"id": os.environ["PGV_ROOT_TOKEN"], "policies": ["root"], "no_parent": True,
                   "display_name": "pg_vault-test-run"}))' |
-		pgv_vault_call POST auth/token/create "$PGV_VAULT_DIR/root-token" >/dev/null
+		pgv_vault_call POST auth/token/create "$PGV_VAULT_DIR/root-token")
+	if [[ $answer != *'"client_token"'* ]]; then
+		pgv_log "OpenBao refused PGV_ROOT_TOKEN as a root token id: $(pgv_redact <<<"$answer")"
+		return 1
+	fi
 }
 
 # Start bao in the background on PORT (0: a free one) from the exported
@@ -254,7 +259,9 @@ pgv_vault_launch() {
 		501) pgv_vault_init ;;
 		503) pgv_vault_unseal ;;
 		200)
-			[ "$fresh" = 1 ] && pgv_vault_add_root_token
+			if [ "$fresh" = 1 ]; then
+				pgv_vault_add_root_token || return 1
+			fi
 			return 0
 			;;
 		esac

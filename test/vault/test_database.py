@@ -1,19 +1,24 @@
 """Vault's database secrets engine for PostgreSQL: dynamic credentials and
-their leases (issue 5), against the Vault under test and the run's
-PostgreSQL cluster.
+their leases (issue 5), against the Vault under test (the OpenBao that
+test/run starts, or an external Vault) and the run's PostgreSQL cluster.
+What is asserted is what OpenBao's database engine and its built-in
+postgresql-database-plugin really do, since pg_vault relies on it.
 
 What is checked: connections (config/:name: stored without its password on
 read, verified by connecting, refused with a clear error when the database
-cannot be reached), roles and their statement formats, creds/:role (Vault's
-username template and password rules, a real libpq login, the grants of
-the creation statements, VALID UNTIL), lease renewal (VALID UNTIL moves,
-capped at max_ttl), revocation (the role is dropped at once, even with a
-session of it connected: that session keeps its connection but loses every
-privilege, as with Vault's default statements, and cannot log in again),
-revocation when the lease expires with no request, also across a restart
-of the server with persisted state, revocation with the token, and the
-failures that must leave no PostgreSQL role behind: an unknown role, a role
-not in allowed_roles, a database that is down, a failing statement.
+cannot be reached), roles and their statement formats, creds/:role (the
+plugin's default username template and Vault's default password policy, a
+real libpq login, the grants of the creation statements, VALID UNTIL),
+lease renewal (VALID UNTIL moves, capped at max_ttl), revocation (the role
+is dropped at once, even with a session of it connected: that session
+keeps its connection but loses every privilege, as with Vault's default
+statements, and cannot log in again), revocation when the lease expires
+with no request, also across a restart of the server on its raft storage,
+revocation with the token (asynchronous in OpenBao: the token's leases are
+queued for revocation), and the failures that must leave no PostgreSQL role
+behind: an unknown role, a role not in allowed_roles, a database that is
+down, a failing statement (the plugin's transaction is rolled back; its
+error text, PostgreSQL's own, can carry the generated password).
 
 The run's cluster trusts 127.0.0.1 except for database pgv_password_auth
 (test/lib/servers.sh), where logins need their password: that is where a
@@ -21,9 +26,10 @@ password is shown to be the one that works.  On a cluster without that rule
 the check skips, and the SCRAM verifier PostgreSQL stored is compared with
 the issued password instead (which is done everywhere).
 
-Timers and restarts need the development server and skip with an external
-Vault.  Every test works under its own mount and role names and removes
-what it made; no password or token is ever printed.
+Timers, restarts, instances of the suite's own and the audit log need an
+OpenBao the harness started and skip with an external Vault.  Every test
+works under its own mount and role names and removes what it made; no
+password or token is ever printed.
 """
 
 import base64
@@ -328,9 +334,15 @@ class ConfigTest(DatabaseCase):
         self.issue("app-role")
 
     def test_bad_settings(self):
+        """Each is refused with 400 and nothing is stored.  A plugin not in
+        OpenBao's catalog is named in the error; OpenBao does have a MySQL
+        plugin, which cannot parse a PostgreSQL URL and fails verifying."""
         cases = [
             ({"plugin_name": ""}, "empty plugin name"),
-            ({"plugin_name": "mysql-database-plugin"}, "mysql-database-plugin"),
+            ({"plugin_name": "pgv-no-such-plugin"},
+             "plugin not found in the catalog: pgv-no-such-plugin"),
+            ({"plugin_name": "mysql-database-plugin"},
+             "error verifying - connection: unable to parse connectionURL"),
             ({"connection_url": ""}, "connection_url cannot be empty"),
             ({"username_template": "{{ nosuchfunction }}"},
              "unable to initialize username template"),
@@ -420,11 +432,20 @@ class CredsTest(DatabaseCase):
         self.assertRegex(resp["lease_id"], LEASE_RE % (self.mount, "app-role"))
         self.assertTrue(resp["renewable"])
         self.assertEqual(resp["lease_duration"], 3600)
-        # v-<display name|8>-<role|8>-<20 random>-<unix time>, at most 63
-        m = re.match(r"^v-([^-]{1,8})-app-role-([A-Za-z0-9]{20})-(\d+)$", user)
-        self.assertIsNotNone(m, "username does not follow Vault's template")
+        # The PostgreSQL plugin's default username template:
+        #   v-<display name|truncate 8>-<role|truncate 8>-<random 20>-<unix
+        #   time>, the whole truncated to 63,
+        # where the display name is the requesting token's own (the run's
+        # token: "token-" + the display_name it was created with, sanitised
+        # to [A-Za-z0-9-], so the truncated part can itself carry a "-").
+        display = self.api.ok("GET", "auth/token/lookup-self")[
+            "data"]["display_name"]
+        m = re.match(r"^v-%s-app-role-([A-Za-z0-9]{20})-(\d+)$"
+                     % re.escape(display[:8]), user)
+        self.assertIsNotNone(m, "username does not follow the plugin's "
+                             "default template")
         self.assertLessEqual(len(user), 63)
-        self.assertLessEqual(abs(int(m.group(3)) - before), 5)
+        self.assertLessEqual(abs(int(m.group(2)) - before), 5)
         self.assertRegex(password, PASSWORD_RE)
         for cls in ("[a-z]", "[A-Z]", "[0-9]", "-"):
             self.assertRegex(password, cls)
@@ -579,17 +600,36 @@ class LeaseTest(DatabaseCase):
         live.close()
 
     def test_revoking_the_token_revokes_its_credentials(self):
+        """The token is revoked at once; its leases are not revoked inside
+        that request: OpenBao's ExpirationManager.RevokeByToken marks each
+        one expired now (lazyRevokeInternal) and its revocation workers
+        drop the role shortly after.  So this waits, at most 10 s."""
         self.configure()
         self.make_role("app-role")
         token = self.api.ok("POST", "auth/token/create",
                             {"ttl": "1h"})["auth"]["client_token"]
-        user = self.issue("app-role", token=token)["data"]["username"]
+        resp = self.issue("app-role", token=token)
+        user = resp["data"]["username"]
         self.assertTrue(user.startswith("v-token-app-role-"), user[:20])
         self.assertTrue(self.role_exists(user))
         self.api.ok("POST", "auth/token/revoke", {"token": token})
-        self.assertFalse(self.role_exists(user))
+        status, _ = self.api.call("GET", "auth/token/lookup-self",
+                                  token=token)
+        self.assertEqual(status, 403)
+        deadline = time.time() + 10
+        self.assertTrue(self.wait_gone(user, deadline),
+                        "role still there 10 s after its token was revoked")
+        # and the lease goes with it (its entry is deleted right after the
+        # plugin has dropped the role)
+        while True:
+            status, _ = self.api.call("PUT", "sys/leases/lookup",
+                                      {"lease_id": resp["lease_id"]})
+            if status != 200 or time.time() >= deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(status, 400)
 
-    @pgvtest.needs_devserver
+    @pgvtest.needs_own_vault
     def test_expiry_revokes_without_a_request(self):
         self.configure()
         self.make_role("short", default_ttl=3, max_ttl=60)
@@ -626,52 +666,86 @@ class FailureTest(DatabaseCase):
         self.issue("app-role")  # the glob allows this one
 
     def test_database_down(self):
+        """The plugin opens its connection pool lazily: the first use, the
+        BEGIN of the creation transaction, is what fails, and the error
+        names the address and libpq's (pgx's) reason, not the password."""
         secret = "pgv-pw-" + uid()
+        port = dead_port()
         self.api.ok("POST", self.mount + "/config/down", {
             "plugin_name": PLUGIN,
-            "connection_url": connection_url(port=dead_port()),
+            "connection_url": connection_url(port=port),
             "username": PGUSER, "password": secret, "allowed_roles": "*",
             "verify_connection": False})
         self.make_role("downrole", db_name="down")
         status, data = self.creds("downrole")
         self.assertEqual(status, 500)
-        self.assertIn("unable to get connection", errors(data))
+        self.assertIn("unable to start transaction: failed to connect to",
+                      errors(data))
+        self.assertIn("127.0.0.1:%d" % port, errors(data))
+        self.assertIn("connection refused", errors(data))
         self.assertNotIn(secret, json.dumps(data))
         self.assertEqual(self.roles_for("downrole"), [])
 
     def test_failing_statement_rolls_back(self):
-        """A statement that fails after CREATE ROLE: the transaction is
-        rolled back, rollback_statements run, no role is left."""
+        """A statement that fails after CREATE ROLE: the plugin runs the
+        creation statements in one transaction, which is rolled back, so no
+        role is left.  The role's rollback_statements are stored and shown,
+        but OpenBao's PostgreSQL plugin never runs them (its NewUser only
+        rolls the transaction back; they are "not supported by every
+        plugin"): the table they would write to stays empty."""
         self.configure()
         log = "pgv_rollback_" + uid()
         cur = self.admin.cursor()
         cur.execute('CREATE TABLE public."%s" (name text)' % log)
         self.addCleanup(cur.execute, 'DROP TABLE public."%s"' % log)
+        rollback = ['INSERT INTO public."%s" VALUES (\'{{name}}\');' % log]
         self.make_role("broken", creation=CREATE + [
             "SELECT * FROM pgv_no_such_table_%s;" % uid()],
-            rollback_statements=[
-            'INSERT INTO public."%s" VALUES (\'{{name}}\');' % log])
+            rollback_statements=rollback)
+        self.assertEqual(self.api.ok("GET", self.mount + "/roles/broken")[
+            "data"]["rollback_statements"], rollback)
         status, data = self.creds("broken")
         self.assertEqual(status, 500)
         self.assertIn("failed to execute query", errors(data))
         self.assertIn("42P01", errors(data))
         self.assertEqual(self.roles_for("broken"), [])
         cur.execute('SELECT name FROM public."%s"' % log)
-        rows = cur.fetchall()
-        self.assertEqual(len(rows), 1)
-        self.assertRegex(rows[0][0], r"^v-[^-]+-broken-")
+        self.assertEqual(cur.fetchall(), [])
 
-    def test_password_not_echoed_by_postgresql(self):
+    def test_password_echoed_by_postgresql(self):
         """PostgreSQL quotes the value it fails on (here the password, cast
-        to an integer after the role was created); the message carries
-        "[password]" instead, and the role is rolled back."""
+        to an integer after the role was created).  OpenBao passes
+        PostgreSQL's error through verbatim ("failed to execute query: " +
+        pgx's error), so the generated password IS in the error text Vault
+        returns to the client, and (the audit device does not HMAC the
+        "error" field) in the audit log too.  The role is rolled back, so
+        that password never worked; still, pg_vault must never pass Vault's
+        creds error text on unredacted (to SQL errors, logs or the app's
+        answers): it can carry a password."""
         self.configure()
         self.make_role("echo", creation=CREATE + ["SELECT '{{password}}'::int;"])
         status, data = self.creds("echo")
+        # The error carries a password: assertions here never show it.
         self.assertEqual(status, 500)
-        self.assertIn("22P02", errors(data))
-        self.assertIn('"[password]"', errors(data))
+        text = errors(data)
+        m = re.search(r'failed to execute query: ERROR: invalid input syntax '
+                      r'for type integer: "([^"]*)" \(SQLSTATE 22P02\)', text)
+        self.assertTrue(m, "PostgreSQL's error is not passed through")
+        echoed = m.group(1)
+        # the value quoted is a password of Vault's default policy, not the
+        # template or a placeholder
+        self.assertTrue(PASSWORD_RE.match(echoed),
+                        "the quoted value is not a generated password")
+        for cls in ("[a-z]", "[A-Z]", "[0-9]", "-"):
+            self.assertTrue(re.search(cls, echoed),
+                            "the quoted value has no %s" % cls)
+        self.assertFalse("[password]" in text, "the error is redacted")
         self.assertEqual(self.roles_for("echo"), [])
+        audit = os.environ.get("PGV_AUDIT_FILE", "")
+        if not pgvtest.EXTERNAL_VAULT and audit and os.path.exists(audit):
+            with open(audit) as f:
+                self.assertTrue(echoed in f.read(),
+                                "the audit log does not record the error")
 
     def test_no_creation_statements(self):
         self.configure()
@@ -681,15 +755,19 @@ class FailureTest(DatabaseCase):
         self.assertIn("empty creation statements", errors(data))
 
 
-@pgvtest.needs_devserver
+@pgvtest.needs_own_vault
 class PersistenceTest(DatabaseCase):
-    """A server of the suite's own, restarted with its state file between
+    """An OpenBao of the suite's own (servers.sh's pgv_vault_instance_*),
+    stopped and started again on its raft storage, and unsealed, between
     issue and expiry: the lease is still revoked on time."""
 
     def setUp(self):
         super().setUp()
         self.dir = tempfile.mkdtemp(prefix="pgv-dbcreds-")
-        self.token = "hvs." + os.urandom(24).hex()
+        # The instance makes this id a root token of its own (servers.sh's
+        # pgv_vault_add_root_token).  OpenBao refuses custom token ids with
+        # its "hvs."/"s." prefixes or any "."; the harness's are "pgv-...".
+        self.token = "pgv-" + os.urandom(24).hex()
         self.env = {"PGV_ROOT_TOKEN": self.token}
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.addCleanup(fixture, "pgv_vault_instance_stop", self.dir, self.env)
@@ -715,11 +793,10 @@ class PersistenceTest(DatabaseCase):
         self.assertTrue(self.role_exists(user))
         self.assertLess(time.time(), expires - 1, "the restart took too long")
 
-        # the state file is private and holds no issued password
-        state = os.path.join(self.dir, "state.json")
-        self.assertEqual(stat.S_IMODE(os.stat(state).st_mode), 0o600)
-        with open(state) as f:
-            self.assertNotIn(password, f.read())
+        # the raft storage is private and holds no issued password in clear
+        # (OpenBao keeps the lease, with the response's data, behind its
+        # encrypting barrier)
+        self.assertStorageHides(os.path.join(self.dir, "data"), password)
         # the connection and role came back; the password is not shown
         data = self.own.ok("GET", "database/config/pg")["data"]
         self.assertNotIn("password", data["connection_details"])
@@ -729,8 +806,28 @@ class PersistenceTest(DatabaseCase):
                         "role still there 2.5 s after its lease expired")
         self.assertGreaterEqual(time.time(), expires - 1)
 
+    def assertStorageHides(self, top, password):
+        needle = password.encode()
+        files = 0
+        for root, dirs, names in os.walk(top):
+            for d in dirs:
+                mode = stat.S_IMODE(os.stat(os.path.join(root, d)).st_mode)
+                self.assertEqual(mode & 0o077, 0, "directory %s is %o" % (
+                    os.path.relpath(os.path.join(root, d), top), mode))
+            for name in names:
+                path = os.path.join(root, name)
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+                self.assertEqual(mode & 0o077, 0, "file %s is %o"
+                                 % (os.path.relpath(path, top), mode))
+                with open(path, "rb") as f:
+                    self.assertFalse(needle in f.read(),
+                                     "%s holds the issued password"
+                                     % os.path.relpath(path, top))
+                files += 1
+        self.assertGreater(files, 0, "no raft storage under %s" % top)
 
-@pgvtest.needs_devserver
+
+@pgvtest.needs_own_vault
 class AuditTest(DatabaseCase):
 
     def test_passwords_never_in_the_audit_log(self):
