@@ -96,7 +96,8 @@ classify(const PGresult *res, DbError *err)
 		err->kind = DBE_VAULT_UNAVAILABLE;
 		kind = "sealed";
 	}
-	else if (strncmp(err->sqlstate, "08", 2) == 0 || strcmp(err->sqlstate, "57014") == 0 ||
+	/* 58V0x: pg_vault could not reach Vault or understand it (envelope.c) */
+	else if (strncmp(err->sqlstate, "58V0", 4) == 0 || strcmp(err->sqlstate, "57014") == 0 ||
 			 strcmp(err->sqlstate, "54000") == 0 || strcmp(err->sqlstate, "53400") == 0)
 	{
 		err->kind = DBE_VAULT_UNAVAILABLE;

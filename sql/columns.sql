@@ -304,4 +304,59 @@ REVOKE vault_decryptor FROM regress_col_auditor;
 DROP ROLE regress_col_auditor;
 DROP ROLE regress_col_support;
 
+-- ---- the trigger does for a role only what that role may do itself ----
+-- An encrypt-only role with a table of its own and the trigger must not get
+-- blind indexes it may not compute (an HMAC oracle over SSNs), and a role
+-- that may only INSERT into a table must not get its plaintexts encrypted.
+CREATE FUNCTION pg_temp.outcome_hint(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	hint text;
+BEGIN
+	EXECUTE q;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+	RETURN SQLSTATE || ': ' || SQLERRM || ' (' || hint || ')';
+END
+$$;
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_col_encryptor;
+DROP ROLE IF EXISTS regress_col_writer;
+RESET client_min_messages;
+CREATE ROLE regress_col_encryptor;
+CREATE ROLE regress_col_writer;
+GRANT vault_encryptor TO regress_col_encryptor;
+SET ROLE regress_col_encryptor;
+CREATE TEMP TABLE oracle (x text, h text);
+CREATE TRIGGER a_vault_encrypt BEFORE INSERT ON oracle FOR EACH ROW
+	EXECUTE FUNCTION vault_encrypt_columns(:'k', 'x:h');
+SELECT pg_temp.outcome_hint($q$INSERT INTO oracle (x) VALUES ('123-45-6789')$q$) AS one_row;
+SELECT pg_temp.outcome_hint($q$INSERT INTO oracle (x) SELECT 'ssn-' || g FROM generate_series(1, 50) g$q$) AS held_rows;
+SELECT count(*) AS rows_kept FROM oracle;
+CREATE TEMP TABLE enc_only (x text);
+CREATE TRIGGER a_vault_encrypt BEFORE INSERT ON enc_only FOR EACH ROW
+	EXECUTE FUNCTION vault_encrypt_columns(:'k', 'x');
+SELECT pg_temp.outcome_hint($q$INSERT INTO enc_only VALUES ('123-45-6789')$q$) AS encrypt_without_index;
+RESET ROLE;
+GRANT vault_hasher TO regress_col_encryptor;
+SET ROLE regress_col_encryptor;
+SELECT pg_temp.outcome_hint($q$INSERT INTO oracle (x) VALUES ('123-45-6789')$q$) AS with_vault_hasher;
+SELECT count(*) AS rows, count(*) FILTER (WHERE vault_is_ciphertext(x) AND vault_is_ciphertext(h)) AS encrypted_and_indexed
+FROM oracle;
+RESET ROLE;
+CREATE TABLE writable (id int, x text);
+CREATE TRIGGER a_vault_encrypt BEFORE INSERT ON writable FOR EACH ROW
+	EXECUTE FUNCTION vault_encrypt_columns(:'k', 'x');
+GRANT INSERT ON writable TO regress_col_writer;
+SELECT vault_encrypt('given', :'k') AS given_ct \gset
+SET ROLE regress_col_writer;
+SELECT pg_temp.outcome_hint($q$INSERT INTO writable VALUES (1, 'plaintext')$q$) AS plaintext_without_vault_encryptor;
+SELECT pg_temp.outcome_hint(format('INSERT INTO writable VALUES (2, %L)', :'given_ct')) AS ciphertext_passes;
+RESET ROLE;
+SELECT id, vault_decrypt(x, :'k') AS x FROM writable ORDER BY id;
+DROP TABLE writable, oracle, enc_only;
+REVOKE vault_encryptor, vault_hasher FROM regress_col_encryptor;
+DROP ROLE regress_col_encryptor;
+DROP ROLE regress_col_writer;
+
 DROP TABLE people, legacy;

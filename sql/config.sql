@@ -88,7 +88,7 @@ RESET ROLE;
 REVOKE vault_encryptor, vault_decryptor FROM regress_vault_user;
 DROP ROLE regress_vault_user;
 
--- an unreachable server: 08001 after the retries, quickly
+-- an unreachable server: 58V01 after the retries, quickly
 SET vault.addr = 'http://127.0.0.1:1';
 SET vault.max_retries = 1;
 SELECT pg_temp.outcome('SELECT vault_encrypt(''x'', ''regress_priv'')');

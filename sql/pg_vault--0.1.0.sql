@@ -6,7 +6,8 @@
  * Privileges
  * ----------
  * Every function below is revoked from PUBLIC.  The extension creates, if
- * they do not exist yet, NOLOGIN roles that each hold one kind of access:
+ * they do not exist yet (see below for when an existing one is refused),
+ * NOLOGIN roles that each hold one kind of access:
  *
  *   vault_encryptor   vault_encrypt, vault_encrypt_batch
  *   vault_decryptor   vault_decrypt, vault_decrypt_bytea and their batches
@@ -30,15 +31,64 @@
  * the database needs.
  */
 
+/*
+ * A role of that name that already exists is taken over only when nothing
+ * about it can turn the grants below into someone else's privileges: it
+ * cannot log in, has no password and no role attributes, is a member of no
+ * role, no one but a superuser holds ADMIN on it, it owns and holds nothing
+ * in this database (but USAGE on this schema, which an earlier pg_vault
+ * here granted), and it has members only if pg_vault made it (the comment
+ * it sets).  Otherwise a role made in advance, by a CREATEROLE user say,
+ * would silently receive decrypt or credentials access.
+ */
 DO $$
 DECLARE
+	marker constant text := 'pg_vault privilege role (made by CREATE EXTENSION pg_vault)';
 	r text;
+	why text;
 BEGIN
 	FOREACH r IN ARRAY ARRAY['vault_encryptor', 'vault_decryptor', 'vault_hasher',
-							 'vault_kv_reader', 'vault_kv_writer', 'vault_admin']
+							 'vault_kv_reader', 'vault_kv_writer', 'vault_admin',
+							 'vault_credentials']
 	LOOP
-		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+		SELECT CASE
+			WHEN a.rolcanlogin THEN 'It can log in'
+			WHEN a.rolpassword IS NOT NULL THEN 'It has a password'
+			WHEN a.rolsuper OR a.rolcreaterole OR a.rolcreatedb OR a.rolreplication OR a.rolbypassrls
+				THEN 'It has role attributes (SUPERUSER, CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS)'
+			WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m WHERE m.member = a.oid)
+				THEN 'It is a member of other roles'
+			WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m
+						 JOIN pg_catalog.pg_authid g ON g.oid = m.member
+						 WHERE m.roleid = a.oid AND m.admin_option AND NOT g.rolsuper)
+				THEN 'A role other than a superuser holds ADMIN OPTION on it'
+			WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m WHERE m.roleid = a.oid)
+				 AND pg_catalog.shobj_description(a.oid, 'pg_authid') IS DISTINCT FROM marker
+				THEN 'It has members, and pg_vault did not make it'
+			WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_shdepend d
+						 WHERE d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
+						   AND d.refobjid = a.oid AND d.deptype IN ('o', 'a')
+						   AND d.dbid IN (0, (SELECT oid FROM pg_catalog.pg_database
+											  WHERE datname = pg_catalog.current_database()))
+						   AND NOT (d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+									AND d.objid = '@extschema@'::pg_catalog.regnamespace
+									AND d.deptype = 'a'))
+				THEN 'It owns objects or holds privileges in this database'
+		END
+		INTO why
+		FROM pg_catalog.pg_authid a WHERE a.rolname = r;
+		IF NOT FOUND THEN
 			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+			EXECUTE pg_catalog.format('COMMENT ON ROLE %I IS %L', r, marker);
+		ELSIF why IS NOT NULL THEN
+			RAISE EXCEPTION 'role "%" already exists, and pg_vault cannot take it over', r
+				USING ERRCODE = 'duplicate_object',
+					  DETAIL = why || '.  pg_vault grants its privileges to this role.',
+					  HINT = pg_catalog.format('Drop the role (DROP ROLE %I) or strip it of what the detail names, '
+											   'then run CREATE EXTENSION pg_vault again.', r);
+		ELSE
+			-- fit: from now on pg_vault's own, members and all
+			EXECUTE pg_catalog.format('COMMENT ON ROLE %I IS %L', r, marker);
 		END IF;
 	END LOOP;
 END
@@ -331,13 +381,6 @@ $$;
  * before DROP ROLE in its revocation_statements.
  */
 
-DO $$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'vault_credentials') THEN
-		CREATE ROLE vault_credentials NOLOGIN;
-	END IF;
-END
-$$;
 
 CREATE FUNCTION vault_db_creds(role text, mount text DEFAULT 'database')
 RETURNS TABLE(username text, password text, lease_id text,

@@ -46,6 +46,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
+#include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
@@ -87,6 +88,9 @@ typedef struct ColumnsConfig
 	bool		can_hold;		/* the table allows rows to be held back */
 	Oid			checked_user;	/* whose table-wide INSERT was checked */
 	bool		user_can_hold;
+	Oid			fn_namespace;	/* the extension's schema */
+	Oid			encrypt_fn;		/* vault_encrypt_batch(text[], text, text[]) */
+	Oid			hmac_fn;		/* vault_hmac_batch(text[], text, text) */
 } ColumnsConfig;
 
 /* The rows one trigger held back during one statement. */
@@ -303,6 +307,8 @@ parse_config(TriggerData *td, Oid fnoid, MemoryContext cxt)
 	int			i;
 	int			j;
 
+	cfg->fn_namespace = get_func_namespace(fnoid);
+
 	if (tg->tgnargs < 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -435,6 +441,49 @@ batch_results(ArrayType *arr, int expected)
 	return elems;
 }
 
+/*
+ * The trigger acts for the role that writes the row, and does for it only
+ * what that role could do itself: encrypt if it may call vault_encrypt, fill
+ * a blind index if it may call vault_hmac.  Otherwise a table of its own
+ * with this trigger would hand it what its grants withhold (an HMAC oracle
+ * for an encrypt-only role, against a 10^9-value SSN space).
+ */
+static Oid
+extension_function(ColumnsConfig *cfg, const char *name, Oid third_arg)
+{
+	Oid			args[3] = {TEXTARRAYOID, TEXTOID, third_arg};
+
+	return LookupFuncName(list_make2(makeString(get_namespace_name(cfg->fn_namespace)),
+									 makeString(pstrdup(name))),
+						  3, args, false);
+}
+
+static void
+require_execute(Oid fn, const char *sql_name, const char *grant_role, const char *what)
+{
+	if (pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", sql_name),
+				 errdetail("The vault_encrypt_columns trigger %s only for a role that may call %s itself.",
+						   what, sql_name),
+				 errhint("GRANT %s TO %s;", grant_role,
+						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+}
+
+static void
+check_privileges(ColumnsConfig *cfg, bool hmac)
+{
+	if (!OidIsValid(cfg->encrypt_fn))
+	{
+		cfg->encrypt_fn = extension_function(cfg, "vault_encrypt_batch", TEXTARRAYOID);
+		cfg->hmac_fn = extension_function(cfg, "vault_hmac_batch", TEXTOID);
+	}
+	require_execute(cfg->encrypt_fn, "vault_encrypt", "vault_encryptor", "encrypts");
+	if (hmac)
+		require_execute(cfg->hmac_fn, "vault_hmac", "vault_hasher", "computes blind indexes");
+}
+
 static void
 wipe_array(ArrayType *arr)
 {
@@ -522,6 +571,8 @@ encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, int n)
 		if (np == 0)
 			continue;
 
+		/* before any request: nothing is sent for a role that may not */
+		check_privileges(cfg, nh > 0);
 		errarg.key = cfg->keys[k];
 		in = construct_array(plain, np, TEXTOID, -1, false, TYPALIGN_INT);
 		cts = batch_results(call_batch(pg_vault_encrypt_batch, in, cfg->keys[k], NULL), np);
@@ -552,7 +603,7 @@ encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, int n)
 			/* a value the trigger would not recognise would be encrypted again */
 			if (ciphertext_version(VARDATA_ANY(ct), VARSIZE_ANY_EXHDR(ct)) < 0)
 				ereport(ERROR,
-						(errcode(ERRCODE_PROTOCOL_VIOLATION),
+						(errcode(ERRCODE_VAULT_BAD_RESPONSE),
 						 errmsg("Vault returned a ciphertext of an unexpected form for key \"%s\"",
 								cfg->keys[k])));
 			REPLACE(plain_row[p], col->attnum, cts[p], false);

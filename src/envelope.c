@@ -5,9 +5,9 @@
  *
  *    Outcome                                         SQLSTATE
  *    ----------------------------------------------  -----------------------
- *    cannot connect, resolve, TLS failure, bad addr  08001 sqlclient_unable_to_establish_sqlconnection
- *    connection lost mid-request, request timeout    08006 connection_failure
- *    malformed or truncated response                 08P01 protocol_violation
+ *    cannot connect, resolve, TLS failure, bad addr  58V01 (pg_vault) Vault unreachable
+ *    connection lost mid-request, request timeout    58V02 (pg_vault) Vault connection lost
+ *    malformed or truncated response                 58V03 (pg_vault) bad Vault response
  *    response above vault.max_response_size          54000 program_limit_exceeded
  *    cancel, statement_timeout                       57014 query_canceled
  *    Vault 400 (invalid request, batch element)      22023 invalid_parameter_value
@@ -20,6 +20,15 @@
  *    Vault 429 (rate limit quota)                    53400 configuration_limit_exceeded
  *    Vault 500, 502, other 5xx, other statuses       58000 system_error
  *    other libcurl failures                          58000 system_error
+ *
+ *    Transport failures are never class 08 (connection exception): to a
+ *    client, class 08 means its connection to PostgreSQL is broken, and
+ *    pools (HikariCP, pgx, ...) throw such connections away, so a Vault
+ *    outage would become a reconnection storm on the database.  Nor 57P0x
+ *    (the server going away).  They are class 58, "system error", which
+ *    PostgreSQL uses for failures outside itself, with subclasses of
+ *    pg_vault's own (V01-V03; the standard leaves subclasses starting
+ *    with V to implementations).
  *
  *    Vault's own message goes to errdetail.  libcurl's description of a
  *    transport failure names the server address, which non-superusers may
@@ -102,10 +111,10 @@ transport_errcode(VaultTransport t)
 		case VT_CONNECT:
 		case VT_TLS:
 		case VT_CONFIG:
-			return ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION;
+			return ERRCODE_VAULT_UNREACHABLE;
 		case VT_TIMEOUT:
 		case VT_LOST:
-			return ERRCODE_CONNECTION_FAILURE;
+			return ERRCODE_VAULT_CONNECTION_LOST;
 		case VT_TOO_LARGE:
 			return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 		case VT_CANCELED:
@@ -313,7 +322,7 @@ void
 vault_raise_malformed(const VaultOp *op, const char *detail)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_PROTOCOL_VIOLATION),
+			(errcode(ERRCODE_VAULT_BAD_RESPONSE),
 			 OP_ERRMSG(op),
 			 errdetail("Vault sent a malformed response: %s.", detail)));
 	pg_unreachable();

@@ -145,6 +145,18 @@ typedef struct VaultOp
 
 typedef struct VaultDoc VaultDoc;
 
+/*
+ * pg_vault's own SQLSTATEs for Vault transport failures, in class 58
+ * ("system error": a failure outside PostgreSQL) with an
+ * implementation-defined subclass.  Never class 08: connection pools
+ * (HikariCP, pgx, ...) read class 08 as "this PostgreSQL connection is
+ * broken" and would drop healthy connections whenever Vault is away.
+ * Stable across releases; envelope.c has the whole table.
+ */
+#define ERRCODE_VAULT_UNREACHABLE		MAKE_SQLSTATE('5','8','V','0','1')
+#define ERRCODE_VAULT_CONNECTION_LOST	MAKE_SQLSTATE('5','8','V','0','2')
+#define ERRCODE_VAULT_BAD_RESPONSE		MAKE_SQLSTATE('5','8','V','0','3')
+
 /* Raises the mapped error for a failed transport or an error status. */
 extern void vault_raise_transport(const VaultResult *res, const VaultOp *op)
 			pg_attribute_noreturn();
@@ -169,7 +181,7 @@ extern bool vault_doc_has(VaultDoc *doc, const char *path);
 
 /*
  * Field access by dotted path ("data.ciphertext").  "required" variants
- * raise 08P01 when the field is missing or of the wrong type.
+ * raise 58V03 when the field is missing or of the wrong type.
  */
 extern const char *vault_doc_string_ref(VaultDoc *doc, const char *path,
 										size_t *len, const VaultOp *op);
@@ -214,7 +226,7 @@ extern bool vault_result_has_error(const VaultResult *res, const char *message);
 extern void vault_raise_not_found(const VaultOp *op, const char *detail)
 			pg_attribute_noreturn();
 
-/* Raises 08P01 for a response that does not have the expected shape. */
+/* Raises 58V03 for a response that does not have the expected shape. */
 extern void vault_raise_malformed(const VaultOp *op, const char *detail)
 			pg_attribute_noreturn();
 

@@ -267,7 +267,7 @@ expect "a 500 (Vault may have acted): 58000, not retried" "58000 1" \
 	"$(outcome "SELECT * FROM vault_db_creds('pgv-allowed', '$MOUNT')") $(fault_left)"
 vault_api DELETE /_dev/faults >/dev/null
 fault "{\"close_next\":1,\"path_prefix\":\"$MOUNT/creds/\"}"
-expect "connection cut after Vault issued: 08006, not retried" 08006 \
+expect "connection cut after Vault issued: 58V02, not retried" 58V02 \
 	"$(outcome "SELECT * FROM vault_db_creds('pgv-allowed', '$MOUNT')")"
 expect "so one user was made, not three" $((n0 + 2)) "$(role_count "$allowed")"
 vault_api DELETE /_dev/faults >/dev/null

@@ -97,18 +97,22 @@ got=$(psql -XAtq -d "$DB" 2>&1 <<-EOF
 	\set batch 'SELECT count(*) FROM (SELECT unnest(vault_decrypt_batch(vault_encrypt_batch(array_agg(:''mark'' || g), :''key''), :''key'')) FROM generate_series(1, 20000) g) s'
 	\set mark '$MARK '
 	\set key '$KEY'
-	\set n 2000
+	\set n 3000
 	:rows; :batch; :rows; :batch;
 	\! awk '/RssAnon/ {print \$2}' /proc/\$BPID/status
-	\set n 7500
+	:rows; :batch; :rows; :batch;
+	\! awk '/RssAnon/ {print \$2}' /proc/\$BPID/status
 	:rows; :batch; :rows; :batch;
 	\! awk '/RssAnon/ {print \$2}' /proc/\$BPID/status
 EOF
 )
-before=$(echo "$got" | sed -n 5p)
-after=$(echo "$got" | sed -n 10p)
-if [[ $before =~ ^[0-9]+$ && $after =~ ^[0-9]+$ ]] && [ $((after - before)) -lt 5120 ]; then
-	pgv_ok "backend private memory (RssAnon) flat over 30000 calls and two 20000-row batches after warm-up ($((after - before)) kB)"
+# Three identical windows: the first warms up (buffers grow to what the
+# workload needs), the growth over the third is what a leak would show
+# (12,000 calls and 80,000 batch items a window).
+before=$(echo "$got" | sed -n 10p)
+after=$(echo "$got" | sed -n 15p)
+if [[ $before =~ ^[0-9]+$ && $after =~ ^[0-9]+$ ]] && [ $((after - before)) -lt 2048 ]; then
+	pgv_ok "backend private memory (RssAnon) flat over an identical window after warm-up: 12000 calls and two 20000-row batches ($((after - before)) kB)"
 else
 	pgv_not_ok "backend RSS flat (got: $(echo "$got" | paste -sd' '))"
 fi
@@ -182,7 +186,9 @@ t0=$(now_ms)
 st=$(outcome "SET statement_timeout = '300ms'" "SELECT vault_encrypt('x', '$KEY')")
 t1=$(now_ms)
 expect "slow server + statement_timeout: 57014" 57014 "$st"
-if [ $((t1 - t0)) -lt 1500 ]; then pgv_ok "statement_timeout acted in $((t1 - t0)) ms"; else pgv_not_ok "statement_timeout took $((t1 - t0)) ms"; fi
+# The answer would take 5 s: ending well before it is the timeout acting,
+# however busy the machine (no wall-clock budget of our own).
+if [ $((t1 - t0)) -lt 4000 ]; then pgv_ok "statement_timeout ended the 5 s wait ($((t1 - t0)) ms)"; else pgv_not_ok "statement_timeout waited out the answer: $((t1 - t0)) ms"; fi
 outcome "SET application_name = 'pgv_cancel_me'" "SELECT vault_encrypt('x', '$KEY')" >"$WORK/cancel.out" &
 cpid=$!
 sleep 1
@@ -191,7 +197,7 @@ psql -XAtq -d postgres -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity W
 wait $cpid
 t1=$(now_ms)
 expect "pg_cancel_backend: 57014" 57014 "$(cat "$WORK/cancel.out")"
-if [ $((t1 - t0)) -lt 1000 ]; then pgv_ok "cancel acted in $((t1 - t0)) ms"; else pgv_not_ok "cancel took $((t1 - t0)) ms"; fi
+if [ $((t1 - t0)) -lt 3500 ]; then pgv_ok "cancel ended the 5 s wait ($((t1 - t0)) ms after it)"; else pgv_not_ok "cancel waited out the answer: $((t1 - t0)) ms"; fi
 clear_faults
 
 # retries: 503 and 412 are retried; 500 up to vault.max_retries; 400 never
@@ -220,7 +226,7 @@ fault '{"fail_next":3,"fail_status":429}'
 expect "429 beyond max_retries: 53400" 53400 "$(outcome "SET vault.max_retries = 1" "SELECT vault_encrypt('x', '$KEY')")"
 clear_faults
 
-# a cut connection is remade; a malformed answer is 08P01, never a crash
+# a cut connection is remade; a malformed answer is 58V03, never a crash
 got=$(psql -XAtq -d "$DB" 2>&1 <<-EOF
 	SELECT vault_encrypt('x', '$KEY') IS NOT NULL;
 	\! curl -s ${VAULT_CACERT:+--cacert "$VAULT_CACERT"} -o /dev/null -X POST -H "X-Vault-Token: \$VAULT_TOKEN" -d '{"close_next":1}' "\$VAULT_ADDR/_dev/faults"
@@ -230,9 +236,9 @@ EOF
 )
 expect "cut connection: reconnected transparently" "t|t|t" "$(echo "$got" | paste -sd'|')"
 fault '{"malformed_next":1}'
-expect "truncated JSON: 08P01" 08P01 "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
+expect "truncated JSON: 58V03" 58V03 "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
 fault '{"malformed_next":1}'
-expect "truncated batch JSON: 08P01" 08P01 "$(outcome "SELECT vault_encrypt_batch(ARRAY['a','b'], '$KEY')")"
+expect "truncated batch JSON: 58V03" 58V03 "$(outcome "SELECT vault_encrypt_batch(ARRAY['a','b'], '$KEY')")"
 expect "the backend survived" ok "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
 # a transfer cut short of its Content-Length is a transport failure: an
 # encrypt is retried (it is safe to repeat), a creds call would not be
@@ -240,7 +246,7 @@ fault '{"truncated_next":1,"path_prefix":"transit/"}'
 expect "truncated transfer: retried, then ok" "ok 0" \
 	"$(outcome "SELECT vault_encrypt('x', '$KEY')") $(vault_api GET /_dev/faults | json_get truncated_next)"
 fault '{"truncated_next":5,"path_prefix":"transit/"}'
-expect "truncated transfers beyond max_retries: 08006" 08006 \
+expect "truncated transfers beyond max_retries: 58V02" 58V02 \
 	"$(outcome "SET vault.max_retries = 1" "SELECT vault_encrypt('x', '$KEY')")"
 clear_faults
 
@@ -275,12 +281,12 @@ if pgv_need_own_vault "a TLS server of the suite's own"; then
 		-d '{"type":"transit"}' "$TLS_ADDR/v1/sys/mounts/transit"
 	curl -s --cacert "$tls/ca.crt" -o /dev/null -X POST -H "X-Vault-Token: $VAULT_TOKEN" \
 		"$TLS_ADDR/v1/transit/keys/$KEY"
-	expect "TLS: unknown CA refused: 08001" 08001 \
+	expect "TLS: unknown CA refused: 58V01" 58V01 \
 		"$(outcome "SET vault.addr = '$TLS_ADDR'" "SELECT vault_encrypt('x', '$KEY')")"
 	expect "TLS: verified with vault.ca_file" t \
 		"$(q "SET vault.addr = '$TLS_ADDR'" "SET vault.ca_file = '$tls/ca.crt'" \
 			"SELECT vault_decrypt(vault_encrypt('$MARK-tls', '$KEY'), '$KEY') = '$MARK-tls'")"
-	expect "TLS: a name the certificate lacks is refused: 08001" 08001 \
+	expect "TLS: a name the certificate lacks is refused: 58V01" 58V01 \
 		"$(outcome "SET vault.addr = 'https://localhost:${TLS_ADDR##*:}'" "SET vault.ca_file = '$tls/ca.crt'" \
 			"SELECT vault_encrypt('x', '$KEY')")"
 	got=$(psql -XAtq -d "$DB" -c "SET vault.addr = '$TLS_ADDR'" -c "SET vault.tls_skip_verify = on" \

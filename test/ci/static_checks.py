@@ -683,6 +683,20 @@ def group_meta():
     if "pg_vault" not in (meta.get("provides") or {}):
         problems.append("provides has no pg_vault")
     check("META.json: versions equal pg_vault.control's default_version (%s)" % version, problems)
+    check("META.json: release_status is stable, testing or unstable",
+          [] if meta.get("release_status") in ("stable", "testing", "unstable")
+          else ["release_status %r" % meta.get("release_status")])
+    # PGXN's "postgresql" names the PostgreSQL Licence: LICENSE must be it.
+    try:
+        with open("LICENSE", encoding="utf-8") as f:
+            lic = " ".join(f.read().split())
+        lic_problems = [] if meta.get("license") == "postgresql" and \
+            "Permission to use, copy, modify, and distribute this software and its documentation " \
+            "for any purpose, without fee, and without a written agreement is hereby granted" in lic \
+            else ["META.json says %r; LICENSE is not the PostgreSQL Licence" % meta.get("license")]
+    except OSError:
+        lic_problems = ["LICENSE is missing"]
+    check("LICENSE: the licence META.json names", lic_problems)
     check("sql/: the install script of the default version exists",
           [] if os.path.exists("sql/pg_vault--%s.sql" % version) else ["sql/pg_vault--%s.sql missing" % version])
     try:

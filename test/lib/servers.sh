@@ -8,6 +8,7 @@
 #   pgv_start_pg          a throwaway PostgreSQL cluster configured for it
 #   pgv_restart_vault     stop and start OpenBao on the same port and storage
 #   pgv_vault_instance_*  further OpenBao servers of a suite's own
+#   pgv_pg_instance_*     further PostgreSQL clusters of a suite's own
 #   pgv_start_app         the companion app (app/pg-vault-app)
 #   pgv_stop_all          stop exactly what was started, remove $PGV_RUN
 #   pgv_need_own_vault    in a test: false, saying SKIP, with an external Vault
@@ -604,6 +605,34 @@ pgv_stop_pg() {
 	fi
 	PGV_PG_STARTED=0
 	PGV_PG_PID=
+}
+
+# ---- further PostgreSQL clusters, for suites that need a fresh one ----
+#
+# A suite that must see a cluster where pg_vault's roles do not exist yet
+# starts one of these: configured like the run's (vault.addr, token file),
+# its data, socket and log under DIR, in a subshell so that the caller's
+# PG* settings stay as they are.  Prints its port.
+#
+#   pgv_pg_instance_start DIR
+#   pgv_pg_instance_stop DIR
+
+pgv_pg_instance_start() {
+	(
+		PGV_PG_DIR=$1
+		PGV_PGDATA=$1/data
+		PGV_PG_PORT=
+		pgv_start_pg >/dev/null || exit 1
+		echo "$PGV_PG_PORT"
+	)
+}
+
+pgv_pg_instance_stop() {
+	local pid
+	pid=$(head -n 1 "$1/data/postmaster.pid" 2>/dev/null || true)
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	pgv_as_pg "$PGV_PGBIN/pg_ctl" -D "$1/data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+		kill -QUIT "$pid" 2>/dev/null || true
 }
 
 # Idempotent: the traps may call it more than once.

@@ -63,7 +63,7 @@ SELECT throws_like(format('SELECT vault_decrypt_batch(ARRAY[vault_encrypt(%L, %L
 SELECT throws_ok(format('SELECT vault_kv(%L)', 'pgtap/does/not/exist/' || md5(random()::text)), '42704', NULL, 'a missing secret is 42704');
 SELECT ok(NOT vault_token_info() ? 'id', 'token info has no token id');
 SELECT is(vault_health()->>'sealed', 'false', 'health: unsealed');
-SELECT throws_ok('SELECT set_config(''vault.addr'', ''http://127.0.0.1:1'', true), vault_health()', '08001', NULL, 'an unreachable Vault is 08001');
+SELECT throws_ok('SELECT set_config(''vault.addr'', ''http://127.0.0.1:1'', true), vault_health()', '58V01', NULL, 'an unreachable Vault is 58V01, not class 08');
 
 SELECT * FROM finish();
 ROLLBACK;
