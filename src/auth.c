@@ -12,8 +12,10 @@
  *    vault.approle_role_id and the secret_id in vault.approle_secret_id_file,
  *    caches the token, renews it (renew-self) once two thirds of its lease
  *    have passed, logs in again when it cannot be renewed or is about to
- *    expire, and after a 403 logs in once more and lets the request be
- *    repeated.
+ *    expire, and after a 403 from a dead token logs in once more and lets
+ *    the request be repeated.  A token it stops using (replaced, or at
+ *    backend exit) it gives back with revoke-self, so that short
+ *    connections do not leave a live token each behind.
  *
  *    Tokens and secret_ids live only in memory that is wiped before it is
  *    freed; no message names them, and the file names (superuser-only
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -86,6 +89,7 @@ static TimestampTz approle_expires_at = 0;	/* 0: never */
 static int64 approle_margin_ms = 0;
 static int64 approle_login_lease_ms = 0;	/* lease granted at login */
 static bool approle_renewable = false;
+static bool revoke_registered = false;	/* revoke_at_exit */
 
 static void
 ensure_context(void)
@@ -248,6 +252,41 @@ forget_approle_token(void)
 	approle_renewable = false;
 }
 
+/*
+ * Gives the AppRole token back (auth/token/revoke-self) and forgets it.
+ * Every backend logs in on its own, so a token left to expire is one more
+ * live token and lease per connection ever made: with a pooler or short
+ * connections, tens of thousands, which is how Vault clusters fall over.
+ * Best effort and quick: no retry, a 2 s limit, and no error escapes (a
+ * dead token or an unreachable Vault leaves nothing to do).
+ */
+static void
+revoke_approle_token(void)
+{
+	VaultResult res;
+
+	if (approle_token == NULL)
+		return;
+	PG_TRY();
+	{
+		vault_http_perform(&res, VAULT_POST, "auth/token/revoke-self", "{}", 2,
+						   approle_token, VAULT_NO_RETRY | VAULT_QUICK);
+		vault_http_wipe_response();
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	forget_approle_token();
+}
+
+static void
+revoke_at_exit(int code, Datum arg)
+{
+	revoke_approle_token();
+}
+
 /* Lease bookkeeping after a login or renewal granting lease seconds. */
 static void
 set_lease(int64 lease, bool renewable)
@@ -296,7 +335,8 @@ approle_login(void)
 	char	   *identity;
 
 	ensure_context();
-	forget_approle_token();
+	/* the token it replaces, near its end or of another identity, goes back */
+	revoke_approle_token();
 
 	if (vault_approle_role_id == NULL || vault_approle_role_id[0] == '\0')
 		ereport(ERROR,
@@ -351,6 +391,11 @@ approle_login(void)
 	approle_identity = MemoryContextStrdup(AuthContext, identity);
 	pfree(identity);
 	set_lease(lease, renewable);
+	if (!revoke_registered)
+	{
+		before_shmem_exit(revoke_at_exit, (Datum) 0);
+		revoke_registered = true;
+	}
 }
 
 /* Renews the AppRole token; false when Vault would not. */

@@ -47,6 +47,7 @@
 #include "utils/memutils.h"
 
 #include "pg_vault.h"
+#include "common/vault_common.h"
 
 struct VaultDoc
 {
@@ -73,6 +74,17 @@ doc_reset_callback(void *arg)
 		json_decref(doc->root);
 		doc->root = NULL;
 	}
+}
+
+/*
+ * jansson's allocations, wiped before they are freed: parsed answers hold
+ * decrypted plaintexts, tokens and KV values in their string nodes, and
+ * json_decref would otherwise leave them in freed heap (and core files).
+ */
+void
+vault_envelope_init(void)
+{
+	json_set_alloc_funcs(malloc, vc_wiping_free);
 }
 
 static int
@@ -313,8 +325,10 @@ raise_status_and_free(json_t *root, long status, const VaultOp *op)
 void
 vault_raise_status(const VaultResult *res, const VaultOp *op)
 {
-	raise_status_and_free(res->len > 0 ? json_loadb(res->body, res->len, 0, NULL) : NULL,
-						  res->status, op);
+	json_t	   *root = res->len > 0 ? json_loadb(res->body, res->len, 0, NULL) : NULL;
+
+	vault_http_wipe_response();
+	raise_status_and_free(root, res->status, op);
 	pg_unreachable();
 }
 
@@ -386,6 +400,8 @@ vault_doc_parse(const VaultResult *res, const VaultOp *op, int accept)
 	if (res->len > 0)
 	{
 		root = json_loadb(res->body, res->len, 0, &jerr);
+		/* the parsed tree is all that is read from here on */
+		vault_http_wipe_response();
 		if (root == NULL)
 		{
 			if (!ok_status)
@@ -554,7 +570,7 @@ static char *
 dump_node(json_t *n)
 {
 	char	   *s = json_dumps(n, JSON_COMPACT | JSON_ENCODE_ANY);
-	char	   *out;
+	char	   *volatile out = NULL;
 
 	if (s == NULL)
 		ereport(ERROR,
@@ -568,7 +584,7 @@ dump_node(json_t *n)
 	}
 	PG_FINALLY();
 	{
-		free(s);
+		vc_wiping_free(s);
 	}
 	PG_END_TRY();
 	return out;

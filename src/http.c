@@ -45,6 +45,7 @@
 #include "utils/wait_event.h"
 
 #include "pg_vault.h"
+#include "common/vault_common.h"
 
 /*---- GUC variables ----*/
 
@@ -91,7 +92,11 @@ static int	applied_connect_timeout = -1;
 static int	applied_timeout = -1;
 static bool skip_verify_warned = false;
 
-/* The response body, grown with realloc: curl callbacks must not palloc. */
+/*
+ * The response body, on malloc (curl callbacks must not palloc), grown and
+ * shrunk by copying and wiping, never realloc: it holds plaintexts, tokens
+ * and KV values.
+ */
 typedef struct ResponseBuffer
 {
 	char	   *data;
@@ -135,24 +140,12 @@ write_callback(char *ptr, size_t size, size_t nmemb, void *userdata)
 		rb->too_large = true;
 		return 0;
 	}
-	if (rb->len + n + 1 > rb->cap)
+	/* grows by copy and wipe: plaintexts and tokens stay out of freed memory */
+	if (!vc_secure_append(&rb->data, &rb->len, &rb->cap, 4096, ptr, n))
 	{
-		size_t		newcap = rb->cap ? rb->cap : 4096;
-		char	   *p;
-
-		while (newcap < rb->len + n + 1)
-			newcap *= 2;
-		p = realloc(rb->data, newcap);
-		if (p == NULL)
-		{
-			rb->no_memory = true;
-			return 0;
-		}
-		rb->data = p;
-		rb->cap = newcap;
+		rb->no_memory = true;
+		return 0;
 	}
-	memcpy(rb->data + rb->len, ptr, n);
-	rb->len += n;
 	return n;
 }
 
@@ -190,7 +183,14 @@ create_handle(void)
 
 	if (!global_done)
 	{
-		if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+		/*
+		 * libcurl's request buffer holds the token and the body (base64
+		 * plaintexts), its receive buffer Vault's answers: freed memory of
+		 * its is wiped.  A no-op for the callbacks if another library in
+		 * this process initialised libcurl first.
+		 */
+		if (curl_global_init_mem(CURL_GLOBAL_ALL, malloc, vc_wiping_free,
+								 vc_wiping_realloc, strdup, calloc) != CURLE_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
 					 errmsg("could not initialize libcurl")));
@@ -658,6 +658,16 @@ vault_http_perform(VaultResult *res, VaultMethod method, const char *path,
 	if (method == VAULT_LIST)
 		appendStringInfoString(&url, strchr(path, '?') ? "&list=true" : "?list=true");
 	apply_settings();
+	if (flags & VAULT_QUICK)
+	{
+		set_or_fail(curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS,
+									 (long) Min(vault_connect_timeout_ms, VAULT_QUICK_TIMEOUT_MS)));
+		set_or_fail(curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS,
+									 (long) Min(vault_timeout_ms, VAULT_QUICK_TIMEOUT_MS)));
+		/* the next request sets the configured ones again */
+		applied_connect_timeout = -1;
+		applied_timeout = -1;
+	}
 	headers = current_headers(token);
 
 	for (attempt = 0;; attempt++)
@@ -678,10 +688,14 @@ vault_http_perform(VaultResult *res, VaultMethod method, const char *path,
 	/* Give a large response buffer back; the caller parses res->body first. */
 	if (response.cap > RESPONSE_KEEP_BYTES && response.len <= RESPONSE_KEEP_BYTES / 2)
 	{
-		char	   *small = realloc(response.data, RESPONSE_KEEP_BYTES / 2 + 1);
+		char	   *small = malloc(RESPONSE_KEEP_BYTES / 2 + 1);
 
 		if (small != NULL)
 		{
+			memcpy(small, response.data, response.len);
+			small[response.len] = '\0';
+			explicit_bzero(response.data, response.cap);
+			free(response.data);
 			response.data = small;
 			response.cap = RESPONSE_KEEP_BYTES / 2 + 1;
 			res->body = small;

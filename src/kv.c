@@ -80,10 +80,15 @@ kv_read(const char *secret, int32 version, const VaultOp *op)
 	return doc;
 }
 
+/* The secret as jsonb; its JSON text is wiped and freed. */
 static Datum
-json_to_jsonb(const char *json)
+json_to_jsonb(char *json)
 {
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+	Datum		d = DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+
+	explicit_bzero(json, strlen(json));
+	pfree(json);
+	return d;
 }
 
 /* SQL function: vault_kv(path text) returns jsonb */

@@ -23,6 +23,7 @@ _PG_init(void)
 		return;
 
 	vault_http_init();
+	vault_envelope_init();
 	vault_auth_init();
 	vault_transit_init();
 	vault_kv_init();

@@ -55,6 +55,9 @@ typedef enum VaultTransport
 #define VAULT_NO_AUTH			0x02
 /* no retries at all (health checks report the state as it is) */
 #define VAULT_NO_RETRY			0x04
+/* a short time limit whatever vault.timeout_ms says (at backend exit) */
+#define VAULT_QUICK				0x08
+#define VAULT_QUICK_TIMEOUT_MS	2000
 
 typedef struct VaultResult
 {
@@ -248,6 +251,7 @@ extern VaultForbidden vault_auth_refresh_after_forbidden(const VaultResult *res)
 /* ---- engines ---- */
 
 extern void vault_transit_init(void);
+extern void vault_envelope_init(void);
 extern void vault_kv_init(void);
 
 /* GUCs read by several areas */

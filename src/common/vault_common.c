@@ -7,6 +7,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static const char b64chars[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -153,6 +156,42 @@ vc_secure_append(char **data, size_t *len, size_t *cap, size_t first_cap,
 	*len += n;
 	(*data)[*len] = '\0';
 	return true;
+}
+
+void
+vc_wiping_free(void *p)
+{
+	if (p == NULL)
+		return;
+#ifdef __GLIBC__
+	explicit_bzero(p, malloc_usable_size(p));
+#endif
+	free(p);
+}
+
+void *
+vc_wiping_realloc(void *p, size_t n)
+{
+#ifdef __GLIBC__
+	size_t		old;
+	void	   *q;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0)
+	{
+		vc_wiping_free(p);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if ((q = malloc(n)) == NULL)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	vc_wiping_free(p);
+	return q;
+#else
+	return realloc(p, n);
+#endif
 }
 
 bool

@@ -30,6 +30,17 @@ void		vc_hex_encode(const unsigned char *src, size_t len, char *dst);
 bool		vc_secure_append(char **data, size_t *len, size_t *cap, size_t first_cap,
 							 const char *src, size_t n);
 
+/*
+ * free() and realloc() that first zero the whole block (its usable size, as
+ * the allocator reports it), for libraries whose buffers pass secrets
+ * through: libcurl's request and receive buffers, jansson's parsed trees.
+ * Any malloc'd pointer may be given to them, so they can be installed at
+ * any time (curl_global_init_mem, json_set_alloc_funcs).  Where the C
+ * library cannot tell a block's size (not glibc), they only free.
+ */
+void		vc_wiping_free(void *p);
+void	   *vc_wiping_realloc(void *p, size_t n);
+
 /* Constant-time comparison of two NUL-terminated strings. */
 bool		vc_ct_streq(const char *a, const char *b);
 

@@ -17,7 +17,7 @@ PACKAGES=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
 	libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev libssl-dev libpq-dev
 	python3-hvac python3-psycopg2 libtap-parser-sourcehandler-pgtap-perl
-	wrk curl openssl make gcc python3-venv
+	wrk curl openssl make gcc python3-venv gdb
 	# lint, security-scan, static checks, test-coverage and format (test/ci/)
 	cppcheck clang-tidy clang-format shellcheck python3-yaml git lcov
 )
