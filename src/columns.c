@@ -452,10 +452,12 @@ static Oid
 extension_function(ColumnsConfig *cfg, const char *name, Oid third_arg)
 {
 	Oid			args[3] = {TEXTARRAYOID, TEXTOID, third_arg};
+	String	   *schema = makeString(get_namespace_name(cfg->fn_namespace));
+	String	   *fname = makeString(pstrdup(name));
 
-	return LookupFuncName(list_make2(makeString(get_namespace_name(cfg->fn_namespace)),
-									 makeString(pstrdup(name))),
-						  3, args, false);
+	List	   *qualified = lappend(lappend(NIL, schema), fname);
+
+	return LookupFuncName(qualified, 3, args, false);
 }
 
 static void
