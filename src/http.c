@@ -716,20 +716,31 @@ void
 vault_request(VaultResult *res, VaultMethod method, const char *path,
 			  const char *body, size_t bodylen, int flags)
 {
-	const char *token = NULL;
+	PG_TRY();
+	{
+		const char *token = NULL;
 
-	if ((flags & VAULT_NO_AUTH) == 0)
-		token = vault_auth_token();
-	vault_http_perform(res, method, path, body, bodylen, token, flags);
-	/*
-	 * A 403 was not acted on, so sending the request again is safe: with a
-	 * fresh token after a re-login, or with the same one to get its answer
-	 * back after the token was looked up in the same buffer.
-	 */
-	if (token != NULL && res->transport == VT_OK && res->status == 403 &&
-		vault_auth_refresh_after_forbidden(res) != VAULT_FORBIDDEN_KEPT)
-		vault_http_perform(res, method, path, body, bodylen,
-						   vault_auth_token(), flags);
+		if ((flags & VAULT_NO_AUTH) == 0)
+			token = vault_auth_token();
+		vault_http_perform(res, method, path, body, bodylen, token, flags);
+
+		/*
+		 * A 403 was not acted on, so sending the request again is safe: with
+		 * a fresh token after a re-login, or with the same one to get its
+		 * answer back after the token was looked up in the same buffer.
+		 */
+		if (token != NULL && res->transport == VT_OK && res->status == 403 &&
+			vault_auth_refresh_after_forbidden(res) != VAULT_FORBIDDEN_KEPT)
+			vault_http_perform(res, method, path, body, bodylen,
+							   vault_auth_token(), flags);
+	}
+	PG_CATCH();
+	{
+		if ((flags & VAULT_SECRET_BODY) && body != NULL)
+			explicit_bzero(unconstify(char *, body), bodylen);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 void

@@ -202,7 +202,7 @@ pg_vault_kv_put(PG_FUNCTION_ARGS)
 	vault_jw_end(&w);
 
 	/* a repeated write would add a version: retry only where Vault did not act */
-	vault_request(&res, VAULT_POST, path, body.data, body.len, 0);
+	vault_request(&res, VAULT_POST, path, body.data, body.len, VAULT_SECRET_BODY);
 	explicit_bzero(body.data, body.len);
 	explicit_bzero(json, strlen(json));
 

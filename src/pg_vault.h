@@ -57,6 +57,12 @@ typedef enum VaultTransport
 #define VAULT_NO_RETRY			0x04
 /* a short time limit whatever vault.timeout_ms says (at backend exit) */
 #define VAULT_QUICK				0x08
+/*
+ * the body holds a secret (a plaintext, a KV value) in memory the caller
+ * owns and may have written: vault_request wipes it if the exchange raises
+ * (a cancel, statement_timeout); on success the caller wipes it
+ */
+#define VAULT_SECRET_BODY		0x10
 #define VAULT_QUICK_TIMEOUT_MS	2000
 
 typedef struct VaultResult

@@ -177,7 +177,7 @@ transit_single(TransitOp top, const char *input, size_t inlen,
 	vault_jw_end(&w);
 
 	vault_request(&res, VAULT_POST, path, body.data, body.len,
-				  VAULT_RETRY_IDEMPOTENT);
+				  VAULT_RETRY_IDEMPOTENT | VAULT_SECRET_BODY);
 	/* the body may hold the plaintext */
 	explicit_bzero(body.data, body.len);
 	pfree(body.data);
@@ -350,7 +350,7 @@ transit_batch(TransitOp top, ArrayType *input, const char *key,
 		appendStringInfoChar(&body, '}');
 
 		vault_request(&res, VAULT_POST, path, body.data, body.len,
-					  VAULT_RETRY_IDEMPOTENT);
+					  VAULT_RETRY_IDEMPOTENT | VAULT_SECRET_BODY);
 		explicit_bzero(body.data, body.len);
 
 		doc = vault_doc_parse(&res, &op, VAULT_ACCEPT_BATCH);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test/core.sh: what Vault sent a backend does not outlive its use.  A
-# backend decrypts a marker and reads a KV secret holding another, then a
-# core of it is taken (gcore) while its session is still open, and searched
+# backend has an encrypt canceled by statement_timeout (the fault proxy
+# holds the answer back), decrypts a marker and reads a KV secret holding
+# another, then a core of it is taken (gcore) while its session is still
+# open, and searched
 # for what only pg_vault's own buffers ever held: the marker's base64 (as
 # Transit returns it, in the response buffer and in jansson's parsed tree)
 # and the secret as Vault's compact JSON writes it ("v":"<marker>").  The
@@ -29,6 +31,7 @@ chmod 0755 "$WORK"
 KEY=core_$(openssl rand -hex 6)
 KV=regress/core-$(openssl rand -hex 6)
 DEC_MARK=PGV-CORE-DECRYPT-$(openssl rand -hex 12)
+CANCEL_MARK=PGV-CORE-CANCELED-$(openssl rand -hex 12)
 KV_MARK=PGV-CORE-KV-$(openssl rand -hex 12)
 trap 'rm -rf "$WORK"; psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1' EXIT
 
@@ -40,13 +43,19 @@ vault_api POST "/v1/transit/keys/$KEY" >/dev/null
 got=$(psql -XAtq -d "$DB" 2>&1 <<-EOF
 	SELECT pg_backend_pid() AS pid \gset
 	\setenv BPID :pid
+	\! curl -s -o /dev/null -X POST -H "X-Vault-Token: \$VAULT_TOKEN" -d '{"latency_ms":3000,"path_prefix":"transit/encrypt/"}' "\$VAULT_ADDR/_dev/faults"
+	SET statement_timeout = '300ms';
+	SELECT vault_encrypt('$CANCEL_MARK', '$KEY');
+	RESET statement_timeout;
+	\! curl -s -o /dev/null -X DELETE -H "X-Vault-Token: \$VAULT_TOKEN" "\$VAULT_ADDR/_dev/faults"
 	SELECT length(vault_decrypt(vault_encrypt('$DEC_MARK', '$KEY'), '$KEY'));
 	SELECT vault_kv_put('$KV', jsonb_build_object('v', '$KV_MARK')) > 0;
 	SELECT length(vault_kv('$KV')::text) > 0;
 	\! gcore -o "$WORK/core" "\$BPID" >"$WORK/gcore.log" 2>&1; echo "gcore \$?"
 EOF
 )
-expect "the backend decrypted and read the secret, then was dumped" "${#DEC_MARK}|t|t|gcore 0" \
+expect "a canceled encrypt, a decrypt and a KV read, then the dump" \
+	"ERROR:  canceling statement due to statement timeout|${#DEC_MARK}|t|t|gcore 0" \
 	"$(echo "$got" | paste -sd'|')"
 core=$(ls "$WORK"/core.* 2>/dev/null | head -n 1)
 if [ -z "$core" ] || [ ! -s "$core" ]; then
