@@ -51,12 +51,12 @@ $(APP): $(APP_SRCS) $(APP_HDRS)
 
 # A fault-injecting proxy the tests put in front of a real OpenBao server.
 FAULTPROXY      = vault/faultproxy/vault-faultproxy
-FAULTPROXY_SRCS = vault/faultproxy/faultproxy.c
+FAULTPROXY_SRCS = vault/faultproxy/faultproxy.c $(COMMON_SRCS)
 
 programs: $(FAULTPROXY)
 
-$(FAULTPROXY): $(FAULTPROXY_SRCS)
-	$(PROG_CC) $(PROG_CFLAGS) $(PROG_WARN) -o $@ $(FAULTPROXY_SRCS) \
+$(FAULTPROXY): $(FAULTPROXY_SRCS) src/common/vault_common.h
+	$(PROG_CC) $(PROG_CFLAGS) $(PROG_WARN) -Isrc/common -o $@ $(FAULTPROXY_SRCS) \
 		-lmicrohttpd -lcurl -ljansson -lpthread
 
 EXTRA_CLEAN += $(FAULTPROXY)

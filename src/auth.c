@@ -257,8 +257,9 @@ forget_approle_token(void)
  * Every backend logs in on its own, so a token left to expire is one more
  * live token and lease per connection ever made: with a pooler or short
  * connections, tens of thousands, which is how Vault clusters fall over.
- * Best effort and quick: no retry, a 2 s limit, and no error escapes (a
- * dead token or an unreachable Vault leaves nothing to do).
+ * Best effort and quick: no retry, a 2 s limit, and Vault's answer is not
+ * looked at (a dead token or an unreachable Vault leaves nothing to do).
+ * What can still raise is a cancel, which must reach the statement.
  */
 static void
 revoke_approle_token(void)
@@ -267,24 +268,25 @@ revoke_approle_token(void)
 
 	if (approle_token == NULL)
 		return;
+	vault_http_perform(&res, VAULT_POST, "auth/token/revoke-self", "{}", 2,
+					   approle_token, VAULT_NO_RETRY | VAULT_QUICK);
+	vault_http_wipe_response();
+	forget_approle_token();
+}
+
+/* At backend exit nothing may escape: there is no statement to fail. */
+static void
+revoke_at_exit(int code, Datum arg)
+{
 	PG_TRY();
 	{
-		vault_http_perform(&res, VAULT_POST, "auth/token/revoke-self", "{}", 2,
-						   approle_token, VAULT_NO_RETRY | VAULT_QUICK);
-		vault_http_wipe_response();
+		revoke_approle_token();
 	}
 	PG_CATCH();
 	{
 		FlushErrorState();
 	}
 	PG_END_TRY();
-	forget_approle_token();
-}
-
-static void
-revoke_at_exit(int code, Datum arg)
-{
-	revoke_approle_token();
 }
 
 /* Lease bookkeeping after a login or renewal granting lease seconds. */

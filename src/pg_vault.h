@@ -57,13 +57,13 @@ typedef enum VaultTransport
 #define VAULT_NO_RETRY			0x04
 /* a short time limit whatever vault.timeout_ms says (at backend exit) */
 #define VAULT_QUICK				0x08
+#define VAULT_QUICK_TIMEOUT_MS	2000
 /*
  * the body holds a secret (a plaintext, a KV value) in memory the caller
  * owns and may have written: vault_request wipes it if the exchange raises
  * (a cancel, statement_timeout); on success the caller wipes it
  */
 #define VAULT_SECRET_BODY		0x10
-#define VAULT_QUICK_TIMEOUT_MS	2000
 
 typedef struct VaultResult
 {
@@ -244,8 +244,12 @@ extern void vault_raise_malformed(const VaultOp *op, const char *detail)
 extern void vault_auth_init(void);
 /* The token for the next request; never NULL (raises when none). */
 extern const char *vault_auth_token(void);
-/* After a 403: true when a fresh token was obtained and the request may
- * be repeated once. */
+/*
+ * After a 403: whether the token was dead and replaced (the request may be
+ * repeated once), or alive (a policy denies).  Both of those reuse the
+ * response buffer, so the caller sends its request again to get its own
+ * answer back.
+ */
 typedef enum VaultForbidden
 {
 	VAULT_FORBIDDEN_KEPT,		/* nothing done: the 403 stands as it is */

@@ -61,6 +61,8 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "vault_common.h"
+
 #define MAX_BODY		(64 * 1024 * 1024)
 #define OVERSIZE_PAD	(4 * 1024 * 1024 + 1)
 #define UPSTREAM_TIMEOUT_S 120L
@@ -119,27 +121,6 @@ static volatile sig_atomic_t stopping;
 
 /* ---- small helpers ---- */
 
-static bool
-grow_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
-{
-	if (*len + n + 1 > *cap)
-	{
-		size_t		ncap = *cap ? *cap : 4096;
-		char	   *nbuf;
-
-		while (ncap < *len + n + 1)
-			ncap *= 2;
-		if ((nbuf = realloc(*buf, ncap)) == NULL)
-			return false;
-		*buf = nbuf;
-		*cap = ncap;
-	}
-	memcpy(*buf + *len, data, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-	return true;
-}
-
 /*
  * Headers that describe one hop, not the message: the proxy's two
  * connections each have their own.  Content-Length and Transfer-Encoding
@@ -160,19 +141,6 @@ hop_by_hop(const char *name, size_t len)
 		if (strlen(*p) == len && strncasecmp(name, *p, len) == 0)
 			return true;
 	return false;
-}
-
-/* Compares in a time that does not depend on where the strings differ. */
-static bool
-token_equal(const char *given, const char *want)
-{
-	size_t		glen = strlen(given),
-				wlen = strlen(want);
-	unsigned char diff = glen != wlen;
-
-	for (size_t i = 0; i < wlen; i++)
-		diff |= (unsigned char) want[i] ^ (unsigned char) (i < glen ? given[i] : 0);
-	return diff == 0;
 }
 
 /* Sleeps in slices, so that a long latency does not hold up a shutdown. */
@@ -341,7 +309,7 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 		"close_next", "malformed_next", "truncated_next", "oversize_next", NULL
 	};
 
-	if (tok == NULL || !token_equal(tok, control_token))
+	if (tok == NULL || !vc_ct_streq(tok, control_token))
 		return send_text(c, 403, "{\"errors\":[\"permission denied\"]}", 0);
 
 	if (strcmp(method, "DELETE") == 0)
@@ -435,32 +403,32 @@ fault_take(const char *path, int *latency_ms, int *status, int *retry_after)
 	if (strncmp(path, state.path_prefix, strlen(state.path_prefix)) == 0)
 	{
 		*latency_ms = state.latency_ms;
-		if (state.fail_next > 0)
+		/* the first counter still above zero fires, in this order */
+		struct
 		{
-			state.fail_next--;
-			act = ACT_FAIL;
+			int		   *left;
+			fault_action act;
+		}			counted[] = {
+			{&state.fail_next, ACT_FAIL},
+			{&state.close_next, ACT_CLOSE},
+			{&state.malformed_next, ACT_MALFORMED},
+			{&state.truncated_next, ACT_TRUNCATED},
+			{&state.oversize_next, ACT_OVERSIZE},
+		};
+
+		for (size_t i = 0; i < sizeof(counted) / sizeof(counted[0]); i++)
+		{
+			if (*counted[i].left > 0)
+			{
+				(*counted[i].left)--;
+				act = counted[i].act;
+				break;
+			}
+		}
+		if (act == ACT_FAIL)
+		{
 			*status = state.fail_status ? state.fail_status : 500;
 			*retry_after = state.retry_after;
-		}
-		else if (state.close_next > 0)
-		{
-			state.close_next--;
-			act = ACT_CLOSE;
-		}
-		else if (state.malformed_next > 0)
-		{
-			state.malformed_next--;
-			act = ACT_MALFORMED;
-		}
-		else if (state.truncated_next > 0)
-		{
-			state.truncated_next--;
-			act = ACT_TRUNCATED;
-		}
-		else if (state.oversize_next > 0)
-		{
-			state.oversize_next--;
-			act = ACT_OVERSIZE;
 		}
 	}
 	pthread_mutex_unlock(&faults_mu);
@@ -549,7 +517,7 @@ on_up_body(char *data, size_t size, size_t n, void *cls)
 {
 	upresp	   *up = cls;
 
-	return grow_append(&up->body, &up->len, &up->cap, data, size * n) ? size * n : 0;
+	return vc_secure_append(&up->body, &up->len, &up->cap, 4096, data, size * n) ? size * n : 0;
 }
 
 /* Sends the request upstream; false when no answer came back. */
@@ -682,7 +650,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		/* past the cap the rest is read and dropped, then answered 413 */
 		if (rq->too_big || rq->len + n > MAX_BODY)
 			rq->too_big = true;
-		else if (!grow_append(&rq->body, &rq->len, &rq->cap, upload_data, n))
+		else if (!vc_secure_append(&rq->body, &rq->len, &rq->cap, 4096, upload_data, n))
 			return MHD_NO;
 		return MHD_YES;
 	}
