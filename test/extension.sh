@@ -113,7 +113,7 @@ EOF
 # glibc gives them back or keeps them as it sees fit, which moves RssAnon
 # by megabytes either way without any leak.  Even so a window moves it by
 # up to about 1.5 MB either way (seen: -1464, +1536 kB), so the bound is
-# 5 MB: a leak of 420 bytes a call would pass it.
+# 5 MB: a leak is caught once it exceeds about 430 bytes a call.
 before=$(echo "$got" | sed -n 10p)
 after=$(echo "$got" | sed -n 15p)
 if [[ $before =~ ^[0-9]+$ && $after =~ ^[0-9]+$ ]] && [ $((after - before)) -lt 5120 ]; then
