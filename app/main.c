@@ -21,7 +21,7 @@
 
 #include "app.h"
 
-#define APP_VERSION "0.1.0"
+#define APP_VERSION "0.2.0"
 
 static int
 help(void)

@@ -1,4 +1,4 @@
-/* pg_vault 0.1.0: HashiCorp Vault (Transit, KV v2) from SQL */
+/* pg_vault 0.2.0: HashiCorp Vault (Transit, KV v2) from SQL */
 
 \echo Use "CREATE EXTENSION pg_vault" to load this file. \quit
 
