@@ -28,6 +28,7 @@ _PG_init(void)
 	vault_transit_init();
 	vault_kv_init();
 	vault_columns_init();
+	vault_redact_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("vault");

@@ -280,4 +280,8 @@ extern void vault_columns_init(void);
 extern Datum pg_vault_encrypt_batch(PG_FUNCTION_ARGS);
 extern Datum pg_vault_hmac_batch(PG_FUNCTION_ARGS);
 
+/* ---- log redaction (redact.c) ---- */
+
+extern void vault_redact_init(void);
+
 #endif							/* PG_VAULT_H */

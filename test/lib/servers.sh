@@ -531,8 +531,6 @@ pgv_pg_conf() {
 	log_min_messages = warning
 	log_line_prefix = '%m [%p] %q%u@%d '
 	log_statement = 'none'
-	# Statements can carry plaintexts; keep them out of the log.
-	log_min_error_statement = panic
 	$preload
 	vault.addr = '$VAULT_ADDR'
 	vault.token_file = '$PGV_TOKEN_FILE'
