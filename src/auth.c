@@ -8,13 +8,22 @@
  *    reconnect.  vault.token, superuser-only and hidden from SHOW ALL, is a
  *    development fallback when no file is set.
  *
- *    vault.auth_method = approle: the backend logs in with
+ *    vault.auth_method = approle: pg_vault logs in with
  *    vault.approle_role_id and the secret_id in vault.approle_secret_id_file,
  *    caches the token, renews it (renew-self) once two thirds of its lease
  *    have passed, logs in again when it cannot be renewed or is about to
  *    expire, and after a 403 from a dead token logs in once more and lets
- *    the request be repeated.  A token it stops using (replaced, or at
- *    backend exit) it gives back with revoke-self, so that short
+ *    the request be repeated.
+ *
+ *    Preloaded (shared_preload_libraries), the token lives in shared memory,
+ *    one per AppRole identity (role_id, secret_id file, mount): the first
+ *    backend that needs it logs in while the others wait on a condition
+ *    variable, one backend at a time renews it, and a dead token is
+ *    replaced once, whoever notices.  Parallel workers and short
+ *    connections take the token that is there: a cluster holds one live
+ *    token per identity (two while one replaces another).  Without
+ *    preloading, each backend logs in on its own and gives its token back
+ *    (revoke-self) when it replaces it and when it exits, so that short
  *    connections do not leave a live token each behind.
  *
  *    Tokens and secret_ids live only in memory that is wiped before it is
@@ -28,8 +37,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/mman.h>
+
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/condition_variable.h"
 #include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -80,16 +98,62 @@ static char *file_token = NULL;
 static char *file_path = NULL;
 static struct stat file_stat;
 
-/* AppRole cache */
+/* What a login or renewal granted. */
+typedef struct ApproleLease
+{
+	TimestampTz renew_at;		/* 0: never */
+	TimestampTz expires_at;		/* 0: never */
+	int64		margin_ms;
+	int64		login_lease_ms; /* lease granted at login */
+	bool		renewable;
+} ApproleLease;
+
+/* AppRole cache of this backend (without preloading, or as a fallback) */
 static char *approle_token = NULL;
 static char *approle_identity = NULL;	/* role_id, file and mount it came
 										 * from */
-static TimestampTz approle_renew_at = 0;	/* 0: never */
-static TimestampTz approle_expires_at = 0;	/* 0: never */
-static int64 approle_margin_ms = 0;
-static int64 approle_login_lease_ms = 0;	/* lease granted at login */
-static bool approle_renewable = false;
+static ApproleLease approle_lease;
 static bool revoke_registered = false;	/* revoke_at_exit */
+
+/*
+ * Shared AppRole tokens, when preloaded.  A slot per identity (its SHA-256);
+ * the mutex guards every field and is held only to copy them.  token is
+ * on pages excluded from core dumps.
+ */
+#define SHARED_SLOTS		8
+#define SHARED_TOKEN_MAX	1024
+
+typedef struct SharedSlot
+{
+	bool		in_use;
+	bool		valid;			/* token is set and not known dead */
+	unsigned char identity[32];
+	uint64		generation;		/* bumped at every new token */
+	int			login_pid;		/* logging in now, 0 if none */
+	int			renew_pid;		/* renewing now, 0 if none */
+	TimestampTz last_used;
+	ApproleLease lease;
+	char		token[SHARED_TOKEN_MAX];
+} SharedSlot;
+
+typedef struct SharedAuth
+{
+	slock_t		mutex;
+	ConditionVariable cv;		/* a login ended */
+	SharedSlot	slots[SHARED_SLOTS];
+} SharedAuth;
+
+static SharedAuth *shared_auth = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+
+/* this backend's copy of the shared token it uses */
+static char *shared_copy = NULL;
+static int	shared_copy_slot = -1;
+static uint64 shared_copy_generation = 0;
+static bool shared_exit_registered = false;
 
 static void
 ensure_context(void)
@@ -247,9 +311,7 @@ forget_approle_token(void)
 {
 	wipe_pfree(approle_token);
 	approle_token = NULL;
-	approle_renew_at = 0;
-	approle_expires_at = 0;
-	approle_renewable = false;
+	memset(&approle_lease, 0, sizeof(approle_lease));
 }
 
 /*
@@ -291,23 +353,37 @@ revoke_at_exit(int code, Datum arg)
 
 /* Lease bookkeeping after a login or renewal granting lease seconds. */
 static void
-set_lease(int64 lease, bool renewable)
+set_lease(ApproleLease *l, int64 lease, bool renewable)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int64		lease_ms = lease * 1000;
 
-	approle_renewable = renewable;
+	l->renewable = renewable;
 	if (lease <= 0)
 	{
-		approle_renew_at = 0;
-		approle_expires_at = 0;
-		approle_margin_ms = 0;
+		l->renew_at = 0;
+		l->expires_at = 0;
+		l->margin_ms = 0;
 		return;
 	}
-	approle_expires_at = TimestampTzPlusMilliseconds(now, lease_ms);
-	approle_margin_ms = Min(EXPIRY_MARGIN_MS, lease_ms / 10);
-	approle_renew_at = renewable ?
+	l->expires_at = TimestampTzPlusMilliseconds(now, lease_ms);
+	l->margin_ms = Min(EXPIRY_MARGIN_MS, lease_ms / 10);
+	l->renew_at = renewable ?
 		TimestampTzPlusMilliseconds(now, lease_ms * 2 / 3) : 0;
+}
+
+/* Whether a token of this lease must be replaced by a fresh login now. */
+static bool
+lease_expiring(const ApproleLease *l, TimestampTz now)
+{
+	return l->expires_at != 0 &&
+		now >= TimestampTzPlusMilliseconds(l->expires_at, -l->margin_ms);
+}
+
+static bool
+lease_renew_due(const ApproleLease *l, TimestampTz now)
+{
+	return l->renew_at != 0 && now >= l->renew_at;
 }
 
 static char *
@@ -319,8 +395,12 @@ approle_identity_string(void)
 					vault_approle_mount ? vault_approle_mount : "");
 }
 
-static void
-approle_login(void)
+/*
+ * Logs in with the session's AppRole settings; returns the token (in
+ * AuthContext, for the caller to wipe) and fills *l.
+ */
+static char *
+approle_login_request(ApproleLease *l)
 {
 	static const VaultOp op = {"log in to Vault with AppRole", NULL};
 	struct stat st;
@@ -334,12 +414,9 @@ approle_login(void)
 	size_t		toklen;
 	int64		lease = 0;
 	bool		renewable = false;
-	char	   *identity;
+	char	   *token;
 
 	ensure_context();
-	/* the token it replaces, near its end or of another identity, goes back */
-	revoke_approle_token();
-
 	if (vault_approle_role_id == NULL || vault_approle_role_id[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
@@ -383,16 +460,28 @@ approle_login(void)
 	(void) vault_doc_int_opt(doc, "auth.lease_duration", &lease);
 	(void) vault_doc_bool_opt(doc, "auth.renewable", &renewable);
 
-	identity = approle_identity_string();
-	approle_token = MemoryContextStrdup(AuthContext, tok);
-	approle_login_lease_ms = lease * 1000;
+	token = MemoryContextStrdup(AuthContext, tok);
 	vault_doc_free(doc);
 	vault_http_wipe_response();
+	set_lease(l, lease, renewable);
+	l->login_lease_ms = lease * 1000;
+	return token;
+}
+
+/* A login for this backend alone, giving back the token it replaces. */
+static void
+approle_login(void)
+{
+	char	   *identity;
+
+	/* the token it replaces, near its end or of another identity, goes back */
+	revoke_approle_token();
+	approle_token = approle_login_request(&approle_lease);
+	identity = approle_identity_string();
 	if (approle_identity)
 		pfree(approle_identity);
 	approle_identity = MemoryContextStrdup(AuthContext, identity);
 	pfree(identity);
-	set_lease(lease, renewable);
 	if (!revoke_registered)
 	{
 		before_shmem_exit(revoke_at_exit, (Datum) 0);
@@ -400,9 +489,9 @@ approle_login(void)
 	}
 }
 
-/* Renews the AppRole token; false when Vault would not. */
+/* Renews token, updating *l; false when Vault would not. */
 static bool
-approle_renew(void)
+approle_renew_request(const char *token, ApproleLease *l)
 {
 	static const VaultOp op = {"renew the Vault token", NULL};
 	static const char body[] = "{}";
@@ -412,7 +501,7 @@ approle_renew(void)
 	bool		renewable = false;
 
 	vault_http_perform(&res, VAULT_POST, "auth/token/renew-self", body,
-					   sizeof(body) - 1, approle_token, VAULT_RETRY_IDEMPOTENT);
+					   sizeof(body) - 1, token, VAULT_RETRY_IDEMPOTENT);
 	if (res.transport != VT_OK)
 		vault_raise_transport(&res, &op);
 	if (res.status != 200)
@@ -428,40 +517,349 @@ approle_renew(void)
 	vault_http_wipe_response();
 
 	/* near its max TTL Vault grants only what is left: log in again instead */
-	if (lease * 1000 < approle_login_lease_ms / 3)
+	if (lease * 1000 < l->login_lease_ms / 3)
 		return false;
-	set_lease(lease, renewable);
+	set_lease(l, lease, renewable);
 	return true;
+}
+
+/* The token of this backend's own login. */
+static const char *
+local_token_now(const char *identity)
+{
+	TimestampTz now;
+
+	if (approle_token == NULL || approle_identity == NULL ||
+		strcmp(identity, approle_identity) != 0)
+	{
+		approle_login();
+		return approle_token;
+	}
+	now = GetCurrentTimestamp();
+	if (lease_expiring(&approle_lease, now))
+		approle_login();
+	else if (lease_renew_due(&approle_lease, now) &&
+			 !approle_renew_request(approle_token, &approle_lease))
+		approle_login();
+	return approle_token;
+}
+
+/* ---- shared tokens (preloaded) ---- */
+
+static Size
+shared_auth_size(void)
+{
+	/* whole pages, so that the token pages can be left out of core dumps */
+	return add_size(sizeof(SharedAuth), 2 * (Size) sysconf(_SC_PAGESIZE));
+}
+
+#if PG_VERSION_NUM >= 150000
+static void
+auth_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(shared_auth_size());
+}
+#endif
+
+static void
+auth_shmem_startup(void)
+{
+	bool		found;
+	char	   *base;
+	uintptr_t	page = (uintptr_t) sysconf(_SC_PAGESIZE);
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	base = ShmemInitStruct("pg_vault shared auth", shared_auth_size(), &found);
+	shared_auth = (SharedAuth *) (((uintptr_t) base + page - 1) & ~(page - 1));
+	if (!found)
+	{
+		memset(shared_auth, 0, sizeof(SharedAuth));
+		SpinLockInit(&shared_auth->mutex);
+		ConditionVariableInit(&shared_auth->cv);
+	}
+	LWLockRelease(AddinShmemInitLock);
+#ifdef MADV_DONTDUMP
+	/* inherited by every process the postmaster forks from now on */
+	(void) madvise(shared_auth, (sizeof(SharedAuth) + page - 1) & ~(page - 1),
+				   MADV_DONTDUMP);
+#endif
+}
+
+static void
+identity_hash(const char *identity, unsigned char *out)
+{
+	unsigned int len = 0;
+
+	if (EVP_Digest(identity, strlen(identity), out, &len, EVP_sha256(), NULL) != 1 ||
+		len != 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute a SHA-256 digest")));
+}
+
+static bool
+pid_alive(int pid)
+{
+	return pid != 0 && (kill(pid, 0) == 0 || errno != ESRCH);
+}
+
+/*
+ * The slot of this identity, or a free one, or the least recently used one
+ * nobody is logging in or renewing with; -1 if none.  Mutex held.
+ */
+static int
+slot_for(const unsigned char *id, TimestampTz now)
+{
+	int			victim = -1;
+
+	for (int i = 0; i < SHARED_SLOTS; i++)
+	{
+		SharedSlot *s = &shared_auth->slots[i];
+
+		if (s->in_use && memcmp(s->identity, id, 32) == 0)
+			return i;
+		if (s->in_use && (pid_alive(s->login_pid) || pid_alive(s->renew_pid)))
+			continue;
+		if (victim < 0 || !s->in_use ||
+			(shared_auth->slots[victim].in_use &&
+			 s->last_used < shared_auth->slots[victim].last_used))
+			victim = i;
+	}
+	if (victim >= 0)
+	{
+		SharedSlot *s = &shared_auth->slots[victim];
+
+		explicit_bzero(s->token, sizeof(s->token));
+		s->in_use = true;
+		s->valid = false;
+		memcpy(s->identity, id, 32);
+		s->generation++;
+		s->login_pid = s->renew_pid = 0;
+		s->last_used = now;
+	}
+	return victim;
+}
+
+/* At exit, a login or renewal this backend had claimed is released. */
+static void
+release_shared_claims(int code, Datum arg)
+{
+	if (shared_auth == NULL)
+		return;
+	SpinLockAcquire(&shared_auth->mutex);
+	for (int i = 0; i < SHARED_SLOTS; i++)
+	{
+		if (shared_auth->slots[i].login_pid == MyProcPid)
+			shared_auth->slots[i].login_pid = 0;
+		if (shared_auth->slots[i].renew_pid == MyProcPid)
+			shared_auth->slots[i].renew_pid = 0;
+	}
+	SpinLockRelease(&shared_auth->mutex);
+	ConditionVariableBroadcast(&shared_auth->cv);
+}
+
+/* Logs in for slot i, which this backend has claimed (login_pid). */
+static void
+shared_login(int i)
+{
+	SharedSlot *s = &shared_auth->slots[i];
+	ApproleLease lease;
+	char	   *token = NULL;
+
+	PG_TRY();
+	{
+		token = approle_login_request(&lease);
+	}
+	PG_CATCH();
+	{
+		SpinLockAcquire(&shared_auth->mutex);
+		s->login_pid = 0;
+		SpinLockRelease(&shared_auth->mutex);
+		ConditionVariableBroadcast(&shared_auth->cv);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	SpinLockAcquire(&shared_auth->mutex);
+	if (strlen(token) < SHARED_TOKEN_MAX)
+	{
+		explicit_bzero(s->token, sizeof(s->token));
+		strcpy(s->token, token);
+		s->lease = lease;
+		s->valid = true;
+		s->generation++;
+	}
+	s->login_pid = 0;
+	SpinLockRelease(&shared_auth->mutex);
+	ConditionVariableBroadcast(&shared_auth->cv);
+	wipe_pfree(token);
+}
+
+/* Renews slot i's token of generation gen, which this backend claimed. */
+static void
+shared_renew(int i, uint64 gen)
+{
+	SharedSlot *s = &shared_auth->slots[i];
+	ApproleLease lease;
+	volatile bool renewed = false;
+
+	SpinLockAcquire(&shared_auth->mutex);
+	lease = s->lease;
+	SpinLockRelease(&shared_auth->mutex);
+	PG_TRY();
+	{
+		renewed = approle_renew_request(shared_copy, &lease);
+	}
+	PG_CATCH();
+	{
+		SpinLockAcquire(&shared_auth->mutex);
+		s->renew_pid = 0;
+		SpinLockRelease(&shared_auth->mutex);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	SpinLockAcquire(&shared_auth->mutex);
+	if (s->generation == gen)
+	{
+		if (renewed)
+			s->lease = lease;
+		else
+			s->valid = false;	/* Vault would not: log in again */
+	}
+	s->renew_pid = 0;
+	SpinLockRelease(&shared_auth->mutex);
+}
+
+/*
+ * The shared token for this identity, logging in or waiting for the
+ * backend that does; NULL when no slot can hold it (more identities than
+ * slots, all busy, or a token too long), and this backend logs in itself.
+ */
+static const char *
+shared_token_now(const char *identity)
+{
+	unsigned char id[32];
+
+	identity_hash(identity, id);
+	if (!shared_exit_registered)
+	{
+		before_shmem_exit(release_shared_claims, (Datum) 0);
+		shared_exit_registered = true;
+	}
+
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		SharedSlot *s;
+		int			i;
+		bool		login = false,
+					renew = false,
+					usable;
+		uint64		gen;
+
+		SpinLockAcquire(&shared_auth->mutex);
+		i = slot_for(id, now);
+		if (i < 0)
+		{
+			SpinLockRelease(&shared_auth->mutex);
+			return NULL;
+		}
+		s = &shared_auth->slots[i];
+		s->last_used = now;
+		gen = s->generation;
+		usable = s->valid && !lease_expiring(&s->lease, now);
+		if (usable)
+		{
+			if (shared_copy == NULL || shared_copy_slot != i ||
+				shared_copy_generation != gen)
+			{
+				/* copied under the spinlock: no allocation here */
+				if (shared_copy == NULL)
+					shared_copy = MemoryContextAllocExtended(AuthContext, SHARED_TOKEN_MAX,
+															 MCXT_ALLOC_NO_OOM);
+				if (shared_copy != NULL)
+				{
+					memcpy(shared_copy, s->token, SHARED_TOKEN_MAX);
+					shared_copy_slot = i;
+					shared_copy_generation = gen;
+				}
+			}
+			if (s->lease.renewable && lease_renew_due(&s->lease, now) &&
+				!pid_alive(s->renew_pid))
+			{
+				s->renew_pid = MyProcPid;
+				renew = true;
+			}
+		}
+		else if (!pid_alive(s->login_pid))
+		{
+			s->login_pid = MyProcPid;
+			login = true;
+		}
+		SpinLockRelease(&shared_auth->mutex);
+
+		if (usable)
+		{
+			if (shared_copy == NULL || shared_copy_slot != i)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("out of memory")));
+			if (renew)
+				shared_renew(i, gen);
+			return shared_copy;
+		}
+		if (login)
+		{
+			shared_login(i);
+			continue;
+		}
+
+		/* another backend logs in: wait for it (interruptible) */
+		ConditionVariablePrepareToSleep(&shared_auth->cv);
+		for (;;)
+		{
+			bool		done;
+
+			SpinLockAcquire(&shared_auth->mutex);
+			done = s->generation != gen || !pid_alive(s->login_pid) ||
+				memcmp(s->identity, id, 32) != 0;
+			SpinLockRelease(&shared_auth->mutex);
+			if (done)
+				break;
+			(void) ConditionVariableTimedSleep(&shared_auth->cv, 100, PG_WAIT_EXTENSION);
+		}
+		ConditionVariableCancelSleep();
+	}
+}
+
+static bool
+using_shared_token(void)
+{
+	return shared_auth != NULL && shared_copy_slot >= 0;
 }
 
 static const char *
 approle_token_now(void)
 {
-	TimestampTz now;
 	char	   *identity = approle_identity_string();
+	const char *token = NULL;
 
-	if (approle_token == NULL || approle_identity == NULL ||
-		strcmp(identity, approle_identity) != 0)
+	ensure_context();
+	if (shared_auth != NULL)
+		token = shared_token_now(identity);
+	if (token == NULL)
 	{
-		pfree(identity);
-		approle_login();
-		return approle_token;
+		shared_copy_slot = -1;
+		token = local_token_now(identity);
 	}
 	pfree(identity);
-
-	if (approle_renew_at == 0 && approle_expires_at == 0)
-		return approle_token;
-
-	now = GetCurrentTimestamp();
-	if (approle_expires_at != 0 &&
-		now >= TimestampTzPlusMilliseconds(approle_expires_at, -approle_margin_ms))
-		approle_login();
-	else if (approle_renew_at != 0 && now >= approle_renew_at)
-	{
-		if (!approle_renew())
-			approle_login();
-	}
-	return approle_token;
+	return token;
 }
 
 const char *
@@ -499,17 +897,33 @@ vault_auth_refresh_after_forbidden(const VaultResult *res)
 {
 	VaultResult probe;
 
-	if (vault_auth_method != AUTH_APPROLE || approle_token == NULL)
+	const char *token;
+
+	if (vault_auth_method != AUTH_APPROLE)
+		return VAULT_FORBIDDEN_KEPT;
+	token = using_shared_token() ? shared_copy : approle_token;
+	if (token == NULL)
 		return VAULT_FORBIDDEN_KEPT;
 	if (!vault_result_has_error(res, "invalid token"))
 	{
 		vault_http_perform(&probe, VAULT_GET, "auth/token/lookup-self", NULL, 0,
-						   approle_token, VAULT_RETRY_IDEMPOTENT);
+						   token, VAULT_RETRY_IDEMPOTENT);
 		vault_http_wipe_response();
 		if (probe.transport != VT_OK || probe.status != 403)
 			return VAULT_FORBIDDEN_DENIED;
 	}
-	approle_login();
+	if (using_shared_token())
+	{
+		/* dead for everyone: the first to notice has it replaced */
+		SharedSlot *s = &shared_auth->slots[shared_copy_slot];
+
+		SpinLockAcquire(&shared_auth->mutex);
+		if (s->generation == shared_copy_generation)
+			s->valid = false;
+		SpinLockRelease(&shared_auth->mutex);
+	}
+	else
+		approle_login();
 	return VAULT_FORBIDDEN_RELOGGED;
 }
 
@@ -570,4 +984,16 @@ vault_auth_init(void)
 							   &vault_approle_mount, "approle",
 							   PGC_SUSET, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+#if PG_VERSION_NUM >= 150000
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = auth_shmem_request;
+#else
+		RequestAddinShmemSpace(shared_auth_size());
+#endif
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = auth_shmem_startup;
+	}
 }

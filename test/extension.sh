@@ -154,46 +154,7 @@ expect "AppRole: a bad secret_id is refused" 22023 \
 expect "AppRole: no role_id" 28000 \
 	"$(outcome "SET vault.auth_method = approle" "SELECT vault_encrypt('x', '$KEY')")"
 
-# ---- AppRole: a backend gives its token back when it exits ----
-# 30 short connections, each logging in and calling Vault once; the tokens
-# of role pgv-ext-exit still alive afterwards are counted by accessor.
-vault_api POST /v1/auth/approle/role/pgv-ext-exit '{"token_policies":["pgv-ext-approle"],"token_ttl":"1h"}' >/dev/null
-EXIT_ROLE_ID=$(vault_api GET /v1/auth/approle/role/pgv-ext-exit/role-id | json_get data.role_id)
-secret_file "$WORK/exit-secret-id" "$(vault_api POST /v1/auth/approle/role/pgv-ext-exit/secret-id | json_get data.secret_id)"
-live_exit_tokens() {
-	vault_api LIST /v1/auth/token/accessors | /usr/bin/python3 -c '
-import json, os, sys, urllib.request
-addr, token = os.environ["VAULT_ADDR"], os.environ["VAULT_TOKEN"]
-n = 0
-for accessor in json.load(sys.stdin)["data"]["keys"]:
-    req = urllib.request.Request(addr + "/v1/auth/token/lookup-accessor", method="POST",
-                                 data=json.dumps({"accessor": accessor}).encode(),
-                                 headers={"X-Vault-Token": token})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            meta = json.load(r)["data"].get("meta") or {}
-    except Exception:
-        continue   # revoked since the list was made
-    n += meta.get("role_name") == "pgv-ext-exit"
-print(n)'
-}
-for ((i = 0; i < 30; i++)); do
-	psql -XAtq -d "$DB" -c "SET application_name = 'pgv_exit_test'" -c "SET vault.auth_method = approle" \
-		-c "SET vault.approle_role_id = '$EXIT_ROLE_ID'" -c "SET vault.approle_secret_id_file = '$WORK/exit-secret-id'" \
-		-c "SELECT vault_encrypt('x', '$KEY') IS NOT NULL" >>"$WORK/exit-sessions.out" 2>&1
-done
-# the backends exit after their clients have gone: wait for them, boundedly
-for ((i = 0; i < 100; i++)); do
-	[ "$(psql -XAtq -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgv_exit_test'")" = 0 ] && break
-	sleep 0.1
-done
-expect "30 short AppRole sessions each logged in and encrypted" 30 "$(grep -c '^t$' "$WORK/exit-sessions.out")"
-left=$(live_exit_tokens)
-if [[ $left =~ ^[0-9]+$ ]] && [ "$left" -le 2 ]; then
-	pgv_ok "... and left $left live tokens behind (revoke-self at backend exit)"
-else
-	pgv_not_ok "30 short AppRole sessions left $left live tokens"
-fi
+# (AppRole tokens shared by backends, and given back at exit: test/approle.sh)
 
 # ---- failures at any log level leave no secret in the log ----
 q "SET log_min_messages = debug5" "SET vault.token_file = '$WORK/narrow-token'" \

@@ -61,6 +61,26 @@ for k in sys.argv[1].split("."):
     v = v[k]
 print(v)' "$1"; }
 
+# vault_role_tokens ROLE: how many live tokens an AppRole role has (the
+# root token lists every accessor and looks each up)
+vault_role_tokens() {
+	vault_api LIST /v1/auth/token/accessors | /usr/bin/python3 -c '
+import json, os, sys, urllib.request
+addr, token, role = os.environ["VAULT_ADDR"], os.environ["VAULT_TOKEN"], sys.argv[1]
+n = 0
+for accessor in json.load(sys.stdin)["data"]["keys"]:
+    req = urllib.request.Request(addr + "/v1/auth/token/lookup-accessor", method="POST",
+                                 data=json.dumps({"accessor": accessor}).encode(),
+                                 headers={"X-Vault-Token": token})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            meta = json.load(r)["data"].get("meta") or {}
+    except Exception:
+        continue   # revoked since the list was made
+    n += meta.get("role_name") == role
+print(n)' "$1"
+}
+
 # q SQL...: run statements in one session of $DB, print the results
 q() {
 	local args=() s
