@@ -331,7 +331,7 @@ revoke_approle_token(void)
 	if (approle_token == NULL)
 		return;
 	vault_http_perform(&res, VAULT_POST, "auth/token/revoke-self", "{}", 2,
-					   approle_token, VAULT_NO_RETRY | VAULT_QUICK);
+					   approle_token, VAULT_NO_RETRY | VAULT_QUICK | VAULT_KIND(VS_TOKEN));
 	vault_http_wipe_response();
 	forget_approle_token();
 }
@@ -444,7 +444,7 @@ approle_login_request(ApproleLease *l)
 	PG_TRY();
 	{
 		vault_http_perform(&res, VAULT_POST, path.data, body.data, body.len,
-						   NULL, VAULT_NO_AUTH | VAULT_RETRY_IDEMPOTENT);
+						   NULL, VAULT_NO_AUTH | VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_LOGIN));
 	}
 	PG_FINALLY();
 	{
@@ -501,7 +501,7 @@ approle_renew_request(const char *token, ApproleLease *l)
 	bool		renewable = false;
 
 	vault_http_perform(&res, VAULT_POST, "auth/token/renew-self", body,
-					   sizeof(body) - 1, token, VAULT_RETRY_IDEMPOTENT);
+					   sizeof(body) - 1, token, VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_TOKEN));
 	if (res.transport != VT_OK)
 		vault_raise_transport(&res, &op);
 	if (res.status != 200)
@@ -904,10 +904,11 @@ vault_auth_refresh_after_forbidden(const VaultResult *res)
 	token = using_shared_token() ? shared_copy : approle_token;
 	if (token == NULL)
 		return VAULT_FORBIDDEN_KEPT;
-	if (!vault_result_has_error(res, "invalid token"))
+	/* a word in the body, not a parse: the caller parses the answer once */
+	if (strstr(res->body, "invalid token") == NULL)
 	{
 		vault_http_perform(&probe, VAULT_GET, "auth/token/lookup-self", NULL, 0,
-						   token, VAULT_RETRY_IDEMPOTENT);
+						   token, VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_TOKEN));
 		vault_http_wipe_response();
 		if (probe.transport != VT_OK || probe.status != 403)
 			return VAULT_FORBIDDEN_DENIED;

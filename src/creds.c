@@ -192,7 +192,7 @@ revoke_unreturned(const char *raw_lease_id)
 	vault_jw_bool(&w, "sync", true);
 	vault_jw_end(&w);
 	vault_request(&res, VAULT_PUT, "sys/leases/revoke", body.data, body.len,
-				  VAULT_RETRY_IDEMPOTENT);
+				  VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_LEASE));
 }
 
 /* Parses a response that carries a password, wiping the raw body after. */
@@ -248,7 +248,7 @@ pg_vault_db_creds(PG_FUNCTION_ARGS)
 	op.object = path.data;
 	op.scrub_quotes = true;
 
-	vault_request(&res, VAULT_GET, path.data, NULL, 0, 0);
+	vault_request(&res, VAULT_GET, path.data, NULL, 0, VAULT_KIND(VS_CREDS));
 	doc = parse_secret_response(&res, &op);
 
 	problem = take_creds(doc, &c, &encoding);
@@ -319,7 +319,7 @@ pg_vault_lease_renew(PG_FUNCTION_ARGS)
 
 	/* a repeat asks for the same end of lease again */
 	vault_request(&res, VAULT_PUT, "sys/leases/renew", body.data, body.len,
-				  VAULT_RETRY_IDEMPOTENT);
+				  VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_LEASE));
 	doc = vault_doc_parse(&res, &op, 0);
 
 	renewed = vault_doc_field_text(doc, "", "lease_id", &found);
@@ -366,7 +366,7 @@ pg_vault_lease_revoke(PG_FUNCTION_ARGS)
 	vault_jw_end(&w);
 
 	vault_request(&res, VAULT_PUT, "sys/leases/revoke", body.data, body.len,
-				  VAULT_RETRY_IDEMPOTENT);
+				  VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_LEASE));
 	doc = vault_doc_parse(&res, &op, 0);
 	vault_doc_free(doc);
 	PG_RETURN_VOID();
@@ -392,7 +392,7 @@ pg_vault_lease_lookup(PG_FUNCTION_ARGS)
 	vault_jw_end(&w);
 
 	vault_request(&res, VAULT_PUT, "sys/leases/lookup", body.data, body.len,
-				  VAULT_RETRY_IDEMPOTENT);
+				  VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_LEASE));
 	doc = vault_doc_parse(&res, &op, 0);
 	json = vault_doc_json(doc, "data", NULL);
 	vault_doc_free(doc);

@@ -131,6 +131,8 @@ transport_errcode(VaultTransport t)
 			return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 		case VT_CANCELED:
 			return ERRCODE_QUERY_CANCELED;
+		case VT_BREAKER:
+			return ERRCODE_VAULT_UNREACHABLE;
 		case VT_OK:
 		case VT_OTHER:
 			break;
@@ -157,6 +159,8 @@ transport_text(VaultTransport t)
 			return "The Vault response is larger than vault.max_response_size.";
 		case VT_CANCELED:
 			return "The Vault request was canceled.";
+		case VT_BREAKER:
+			return "Every address in vault.addr failed vault.breaker_failures times in a row: calls fail at once until vault.breaker_cooldown_ms has passed (circuit breaker open).";
 		case VT_OK:
 		case VT_OTHER:
 			break;
@@ -174,6 +178,7 @@ transport_text(VaultTransport t)
 void
 vault_raise_transport(const VaultResult *res, const VaultOp *op)
 {
+	vault_stat_error(transport_errcode(res->transport));
 	ereport(ERROR,
 			(errcode(transport_errcode(res->transport)),
 			 OP_ERRMSG(op),
@@ -289,6 +294,7 @@ raise_status_root(json_t *root, long status, const VaultOp *op)
 	char	   *msg = error_messages(root, op->scrub_quotes);
 	const char *hint = NULL;
 
+	vault_stat_error(status_errcode(status));
 	if (status == 403)
 		hint = "Check the Vault policies of the token pg_vault uses.";
 	else if (status == 503)
@@ -335,6 +341,7 @@ vault_raise_status(const VaultResult *res, const VaultOp *op)
 void
 vault_raise_malformed(const VaultOp *op, const char *detail)
 {
+	vault_stat_error(ERRCODE_VAULT_BAD_RESPONSE);
 	ereport(ERROR,
 			(errcode(ERRCODE_VAULT_BAD_RESPONSE),
 			 OP_ERRMSG(op),
@@ -342,32 +349,6 @@ vault_raise_malformed(const VaultOp *op, const char *detail)
 	pg_unreachable();
 }
 
-bool
-vault_result_has_error(const VaultResult *res, const char *message)
-{
-	json_t	   *root;
-	json_t	   *errors;
-	json_t	   *e;
-	size_t		i;
-	bool		found = false;
-
-	if (res->transport != VT_OK || res->len == 0)
-		return false;
-	root = json_loadb(res->body, res->len, 0, NULL);
-	if (root == NULL)
-		return false;
-	errors = json_object_get(root, "errors");
-	json_array_foreach(errors, i, e)
-	{
-		if (json_is_string(e) && strstr(json_string_value(e), message) != NULL)
-		{
-			found = true;
-			break;
-		}
-	}
-	json_decref(root);
-	return found;
-}
 
 void
 vault_raise_not_found(const VaultOp *op, const char *detail)

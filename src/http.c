@@ -17,6 +17,21 @@
  *    Vault cannot have acted on it: refused connections, 412, 429, 503 and
  *    a 500 from a node that is not active.
  *
+ *    vault.addr may list several addresses, comma-separated: a request goes
+ *    to the first whose circuit breaker lets it through, and fails over to
+ *    the next on whatever it would retry (connection errors, 412, 429, 5xx
+ *    as above, sealed and standby answers).  A breaker per address (stat.c
+ *    keeps them, cluster-wide when preloaded) opens after
+ *    vault.breaker_failures consecutive transport failures: requests then
+ *    skip that address for vault.breaker_cooldown_ms, after which one goes
+ *    through as a probe, and its success closes the breaker, so requests
+ *    return to the first address once it recovers.  With every breaker
+ *    open a request fails at once (58V01).
+ *
+ *    While it waits on Vault (a request, a login, a backoff) a backend
+ *    reports a wait event (custom ones from PostgreSQL 17, "Extension"
+ *    before), and every exchange is counted in vault_stat.
+ *
  *    Cancellation: the transfer-progress callback aborts the transfer when
  *    a query cancel or backend termination is pending; once curl has
  *    returned and the request state is tidy, CHECK_FOR_INTERRUPTS raises
@@ -43,6 +58,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
+#include "pgstat.h"
 
 #include "pg_vault.h"
 #include "common/vault_common.h"
@@ -57,6 +73,8 @@ static int	vault_connect_timeout_ms = 5000;
 static int	vault_timeout_ms = 30000;
 static int	vault_max_retries = 2;
 static int	vault_max_response_kb = 64 * 1024;
+static int	vault_breaker_failures = 5;
+static int	vault_breaker_cooldown_ms = 5000;
 
 #define VAULT_DEFAULT_ADDR "https://127.0.0.1:8200"
 
@@ -79,11 +97,16 @@ static struct curl_slist *headers_noauth = NULL;
 static struct curl_slist *headers_auth = NULL;
 static char *headers_namespace = NULL;
 static char *headers_token = NULL;
+static char *headers_identity = NULL;
 
-/* "<vault.addr>/v1/" and the address it was made from. */
+/* The addresses of vault.addr ("<addr>/v1/" each) and the setting they
+ * were made from; url is the one being requested. */
+#define MAX_ADDRS 8
 static char *url_addr = NULL;
+static char *bases[MAX_ADDRS];
+static uint32 base_hash[MAX_ADDRS];
+static int	nbases = 0;
 static StringInfoData url;
-static size_t url_prefix_len = 0;
 
 /* TLS and timeout settings applied to the handle. */
 static char *applied_ca_file = NULL;
@@ -266,9 +289,10 @@ append_or_fail(struct curl_slist *list, const char *line)
  * memory, having freed what it built.
  */
 static struct curl_slist *
-base_headers(const char *ns)
+base_headers(const char *ns, const char *identity)
 {
 	struct curl_slist *list = NULL;
+	const char *p = identity;
 
 	list = append_or_fail(list, "X-Vault-Request: true");
 	if (list)
@@ -282,6 +306,17 @@ base_headers(const char *ns)
 
 		list = append_or_fail(list, line);
 		pfree(line);
+	}
+	/* the caller's database identity, a header a line */
+	while (list && p && *p)
+	{
+		const char *nl = strchr(p, '\n');
+		size_t		len = nl ? (size_t) (nl - p) : strlen(p);
+		char	   *line = pnstrdup(p, len);
+
+		list = append_or_fail(list, line);
+		pfree(line);
+		p = nl ? nl + 1 : p + len;
 	}
 	return list;
 }
@@ -299,12 +334,15 @@ static struct curl_slist *
 current_headers(const char *token)
 {
 	const char *ns = vault_namespace ? vault_namespace : "";
+	const char *identity = vault_identity_headers();
 
 	if (headers_noauth == NULL || headers_namespace == NULL ||
-		strcmp(headers_namespace, ns) != 0)
+		strcmp(headers_namespace, ns) != 0 || headers_identity == NULL ||
+		strcmp(headers_identity, identity) != 0)
 	{
 		struct curl_slist *list;
 		char	   *nscopy;
+		char	   *idcopy;
 
 		wipe_free_slist(headers_auth);
 		headers_auth = NULL;
@@ -314,18 +352,27 @@ current_headers(const char *token)
 		headers_noauth = NULL;
 		free(headers_namespace);
 		headers_namespace = NULL;
+		free(headers_identity);
+		headers_identity = NULL;
 
 		nscopy = strdup(ns);
-		if (nscopy == NULL)
+		idcopy = strdup(identity);
+		if (nscopy == NULL || idcopy == NULL)
+		{
+			free(nscopy);
+			free(idcopy);
 			out_of_memory();
-		list = base_headers(ns);
+		}
+		list = base_headers(ns, identity);
 		if (list == NULL)
 		{
 			free(nscopy);
+			free(idcopy);
 			out_of_memory();
 		}
 		headers_noauth = list;
 		headers_namespace = nscopy;
+		headers_identity = idcopy;
 	}
 
 	if (token == NULL)
@@ -346,7 +393,7 @@ current_headers(const char *token)
 		tokcopy = strdup(token);
 		if (tokcopy == NULL)
 			out_of_memory();
-		list = base_headers(ns);
+		list = base_headers(ns, identity);
 		if (list != NULL)
 		{
 			initStringInfo(&line);
@@ -366,31 +413,72 @@ current_headers(const char *token)
 	return headers_auth;
 }
 
-/* Rebuilds "<addr>/v1/" when vault.addr changed; leaves url holding it. */
+static uint32
+fnv1a(const char *s)
+{
+	uint32		h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char) *s) * 16777619u;
+	return h ? h : 1;
+}
+
+/* Splits vault.addr into "<addr>/v1/" bases when it changed. */
 static void
-prepare_url(const char *path)
+prepare_bases(void)
 {
 	const char *addr = (vault_addr && vault_addr[0]) ? vault_addr : VAULT_DEFAULT_ADDR;
+	const char *p;
 
-	if (url_addr == NULL || strcmp(url_addr, addr) != 0)
+	if (url_addr != NULL && strcmp(url_addr, addr) == 0)
+		return;
+	for (int i = 0; i < nbases; i++)
+		pfree(bases[i]);
+	nbases = 0;
+	if (url_addr)
+		pfree(url_addr);
+	url_addr = NULL;
+
+	for (p = addr; *p && nbases < MAX_ADDRS;)
 	{
-		size_t		alen = strlen(addr);
-		char	   *copy;
+		const char *end = strchr(p, ',');
+		size_t		len = end ? (size_t) (end - p) : strlen(p);
+		StringInfoData b;
 
-		while (alen > 0 && addr[alen - 1] == '/')
-			alen--;
-		copy = MemoryContextStrdup(HttpContext, addr);
-		if (url_addr)
-			pfree(url_addr);
-		url_addr = copy;
-		resetStringInfo(&url);
-		appendBinaryStringInfo(&url, addr, alen);
-		appendStringInfoString(&url, "/v1/");
-		url_prefix_len = url.len;
+		while (len > 0 && (*p == ' ' || *p == '\t'))
+			p++, len--;
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '/'))
+			len--;
+		if (len > 0)
+		{
+			initStringInfo(&b);
+			appendBinaryStringInfo(&b, p, len);
+			appendStringInfoString(&b, "/v1/");
+			bases[nbases] = MemoryContextStrdup(HttpContext, b.data);
+			base_hash[nbases] = fnv1a(bases[nbases]);
+			nbases++;
+			pfree(b.data);
+		}
+		p = end ? end + 1 : p + len;
 	}
-	url.len = url_prefix_len;
-	url.data[url.len] = '\0';
+	if (nbases == 0)
+	{
+		bases[0] = MemoryContextStrdup(HttpContext, "/v1/");	/* refused as malformed */
+		base_hash[0] = fnv1a(bases[0]);
+		nbases = 1;
+	}
+	url_addr = MemoryContextStrdup(HttpContext, addr);
+}
+
+/* Leaves url holding base i, the path and the list flag. */
+static void
+prepare_url(int i, const char *path, VaultMethod method)
+{
+	resetStringInfo(&url);
+	appendStringInfoString(&url, bases[i]);
 	appendStringInfoString(&url, path);
+	if (method == VAULT_LIST)
+		appendStringInfoString(&url, strchr(path, '?') ? "&list=true" : "?list=true");
 }
 
 /* Applies TLS and timeout settings that changed since the last request. */
@@ -484,10 +572,34 @@ classify(CURLcode rc)
 	}
 }
 
+/* The wait event of a request, a login or a backoff. */
+typedef enum
+{
+	WAIT_REQUEST,
+	WAIT_LOGIN,
+	WAIT_BACKOFF
+} WaitKind;
+
+static uint32
+wait_event(WaitKind k)
+{
+#if PG_VERSION_NUM >= 170000
+	static uint32 ids[3];
+	static const char *const names[3] = {"VaultRequest", "VaultLogin", "VaultBackoff"};
+
+	if (ids[k] == 0)
+		ids[k] = WaitEventExtensionNew(names[k]);
+	return ids[k];
+#else
+	(void) k;
+	return PG_WAIT_EXTENSION;
+#endif
+}
+
 /* One exchange, no retries. */
 static void
 perform_once(VaultResult *res, VaultMethod method, const char *body,
-			 size_t bodylen, struct curl_slist *headers)
+			 size_t bodylen, struct curl_slist *headers, WaitKind wk)
 {
 	CURLcode	rc;
 
@@ -520,7 +632,9 @@ perform_once(VaultResult *res, VaultMethod method, const char *body,
 	curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, res->errbuf);
 	res->errbuf[0] = '\0';
 
+	pgstat_report_wait_start(wait_event(wk));
 	rc = curl_easy_perform(handle);
+	pgstat_report_wait_end();
 
 	/* The request body is the caller's memory: do not leave it pointed to. */
 	curl_easy_setopt(handle, CURLOPT_POSTFIELDS, NULL);
@@ -582,7 +696,7 @@ should_retry(const VaultResult *res, int flags)
 	 */
 	if (res->status == 412 || res->status == 429 || res->status == 503)
 		return true;
-	if (res->status == 500 && vault_result_has_error(res, "local node not active"))
+	if (res->status == 500 && strstr(res->body, "local node not active") != NULL)
 		return true;
 	if (res->status >= 500 && res->status != 501)
 		return idempotent;
@@ -638,9 +752,17 @@ backoff_sleep(int attempt, long retry_after)
 		if (left <= 0)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 left, PG_WAIT_EXTENSION);
+						 left, wait_event(WAIT_BACKOFF));
 		ResetLatch(MyLatch);
 	}
+}
+
+/* A failure of the connection itself, which the breaker counts. */
+static bool
+transport_failure(const VaultResult *res)
+{
+	return res->transport == VT_CONNECT || res->transport == VT_TIMEOUT ||
+		res->transport == VT_LOST || res->transport == VT_TLS;
 }
 
 void
@@ -650,13 +772,16 @@ vault_http_perform(VaultResult *res, VaultMethod method, const char *path,
 {
 	struct curl_slist *headers;
 	int			attempt;
+	int			sent = 0;
+	int64		bytes_sent = 0;
+	TimestampTz start = GetCurrentTimestamp();
+	VaultStatKind kind = VAULT_KIND_OF(flags);
+	WaitKind	wk = kind == VS_LOGIN ? WAIT_LOGIN : WAIT_REQUEST;
 
 	if (handle == NULL)
 		create_handle();
 
-	prepare_url(path);
-	if (method == VAULT_LIST)
-		appendStringInfoString(&url, strchr(path, '?') ? "&list=true" : "?list=true");
+	prepare_bases();
 	apply_settings();
 	if (flags & VAULT_QUICK)
 	{
@@ -672,18 +797,51 @@ vault_http_perform(VaultResult *res, VaultMethod method, const char *path,
 
 	for (attempt = 0;; attempt++)
 	{
-		perform_once(res, method, body, bodylen, headers);
+		bool		tried = false,
+					again = false;
+		TimestampTz now = GetCurrentTimestamp();
 
-		if (res->transport == VT_CANCELED)
+		/* each address in order, failing over on what would be retried */
+		for (int i = 0; i < nbases; i++)
 		{
-			CHECK_FOR_INTERRUPTS();
-			/* interrupts were held off after all: report the abort */
-			return;
+			if (!vault_breaker_allows(base_hash[i], now))
+				continue;
+			prepare_url(i, path, method);
+			perform_once(res, method, body, bodylen, headers, wk);
+			tried = true;
+			sent++;
+			bytes_sent += (int64) bodylen;
+			if (res->transport == VT_CANCELED)
+			{
+				vault_stat_exchange(kind, false, sent - 1, bytes_sent, res->len,
+									(double) (GetCurrentTimestamp() - start) / 1000.0);
+				CHECK_FOR_INTERRUPTS();
+				/* interrupts were held off after all: report the abort */
+				return;
+			}
+			vault_breaker_record(base_hash[i], transport_failure(res),
+								 vault_breaker_failures, vault_breaker_cooldown_ms);
+			again = should_retry(res, flags);
+			if (!again)
+				break;
 		}
-		if (attempt >= vault_max_retries || !should_retry(res, flags))
+		if (!tried)
+		{
+			res->transport = VT_BREAKER;
+			res->status = 0;
+			res->body = "";
+			res->len = 0;
+			strlcpy(res->errbuf, "circuit breaker open for every address in vault.addr",
+					sizeof(res->errbuf));
+			break;
+		}
+		if (!again || attempt >= vault_max_retries)
 			break;
 		backoff_sleep(attempt, res->transport == VT_OK ? retry_after_ms() : -1);
 	}
+	vault_stat_exchange(kind, res->transport == VT_OK && res->status < 400,
+						Max(sent - 1, 0), bytes_sent, res->len,
+						(double) (GetCurrentTimestamp() - start) / 1000.0);
 
 	/* Give a large response buffer back; the caller parses res->body first. */
 	if (response.cap > RESPONSE_KEEP_BYTES && response.len <= RESPONSE_KEEP_BYTES / 2)
@@ -713,43 +871,12 @@ vault_http_wipe_response(void)
 }
 
 void
-vault_request(VaultResult *res, VaultMethod method, const char *path,
-			  const char *body, size_t bodylen, int flags)
-{
-	PG_TRY();
-	{
-		const char *token = NULL;
-
-		if ((flags & VAULT_NO_AUTH) == 0)
-			token = vault_auth_token();
-		vault_http_perform(res, method, path, body, bodylen, token, flags);
-
-		/*
-		 * A 403 was not acted on, so sending the request again is safe: with
-		 * a fresh token after a re-login, or with the same one to get its
-		 * answer back after the token was looked up in the same buffer.
-		 */
-		if (token != NULL && res->transport == VT_OK && res->status == 403 &&
-			vault_auth_refresh_after_forbidden(res) != VAULT_FORBIDDEN_KEPT)
-			vault_http_perform(res, method, path, body, bodylen,
-							   vault_auth_token(), flags);
-	}
-	PG_CATCH();
-	{
-		if ((flags & VAULT_SECRET_BODY) && body != NULL)
-			explicit_bzero(unconstify(char *, body), bodylen);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-}
-
-void
 vault_http_init(void)
 {
 	const char *env_addr = getenv("VAULT_ADDR");
 
 	DefineCustomStringVariable("vault.addr",
-							   gettext_noop("Address of the Vault server, such as https://vault.example.com:8200."),
+							   gettext_noop("Addresses of the Vault servers, comma-separated, tried in order, such as https://vault.example.com:8200."),
 							   gettext_noop("Defaults to the server's VAULT_ADDR environment variable, else " VAULT_DEFAULT_ADDR "."),
 							   &vault_addr,
 							   (env_addr && env_addr[0]) ? env_addr : VAULT_DEFAULT_ADDR,
@@ -790,6 +917,18 @@ vault_http_init(void)
 							NULL,
 							&vault_max_retries, 2, 0, 10,
 							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("vault.breaker_failures",
+							gettext_noop("Consecutive transport failures that open an address's circuit breaker; 0 never opens it."),
+							NULL,
+							&vault_breaker_failures, 5, 0, 1000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("vault.breaker_cooldown_ms",
+							gettext_noop("How long an open circuit breaker sends no request to its address."),
+							NULL,
+							&vault_breaker_cooldown_ms, 5000, 1, 3600000,
+							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("vault.max_response_size",
 							gettext_noop("Largest Vault response accepted."),

@@ -60,7 +60,7 @@ kv_read(const char *secret, int32 version, const VaultOp *op)
 					 errmsg("Vault secret versions start at 1")));
 		path = psprintf("%s?version=%d", path, version);
 	}
-	vault_request(&res, VAULT_GET, path, NULL, 0, VAULT_RETRY_IDEMPOTENT);
+	vault_request(&res, VAULT_GET, path, NULL, 0, VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_KV_READ));
 	doc = vault_doc_parse(&res, op, VAULT_ACCEPT_404);
 
 	if (vault_doc_status(doc) == 404 || !vault_doc_has(doc, "data.data"))
@@ -202,7 +202,7 @@ pg_vault_kv_put(PG_FUNCTION_ARGS)
 	vault_jw_end(&w);
 
 	/* a repeated write would add a version: retry only where Vault did not act */
-	vault_request(&res, VAULT_POST, path, body.data, body.len, VAULT_SECRET_BODY);
+	vault_request(&res, VAULT_POST, path, body.data, body.len, VAULT_SECRET_BODY | VAULT_KIND(VS_KV_WRITE));
 	explicit_bzero(body.data, body.len);
 	explicit_bzero(json, strlen(json));
 
@@ -234,7 +234,7 @@ pg_vault_kv_list(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
-	vault_request(&res, VAULT_LIST, path, NULL, 0, VAULT_RETRY_IDEMPOTENT);
+	vault_request(&res, VAULT_LIST, path, NULL, 0, VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_KV_LIST));
 	doc = vault_doc_parse(&res, &op, VAULT_ACCEPT_404);
 	if (vault_doc_status(doc) == 404)
 	{

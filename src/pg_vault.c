@@ -29,6 +29,7 @@ _PG_init(void)
 	vault_kv_init();
 	vault_columns_init();
 	vault_redact_init();
+	vault_stat_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("vault");

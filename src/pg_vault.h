@@ -1,7 +1,11 @@
 /*
  * pg_vault.h
- *    Interfaces between the areas of the pg_vault extension: the HTTP
- *    client (http.c, the only file that includes curl), the request body
+ *    Interfaces between the areas of the pg_vault extension.  The data path
+ *    runs one way: SQL function -> area -> requests with authentication
+ *    (client.c) -> the token (auth.c) -> the HTTP client (http.c, the only
+ *    file that includes curl); answers go to envelope.c.  Beside them:
+ *    statistics and breaker state (stat.c), the caller's identity headers
+ *    (identity.c), log redaction (redact.c).  Also: the request body
  *    writer (request.c), the response reader and the one mapping from
  *    outcomes to SQLSTATEs (envelope.c, the only file that parses Vault
  *    JSON), authentication (auth.c) and the engines (transit.c, kv.c,
@@ -17,6 +21,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/timestamp.h"
 
 /* ---- HTTP client (http.c) ---- */
 
@@ -41,8 +46,30 @@ typedef enum VaultTransport
 	VT_TOO_LARGE,				/* response above vault.max_response_size */
 	VT_CONFIG,					/* bad address or option, curl setup failure */
 	VT_CANCELED,				/* aborted for a pending cancel */
+	VT_BREAKER,					/* every address's circuit breaker is open */
 	VT_OTHER					/* any other libcurl failure */
 } VaultTransport;
+
+/* What an exchange is for, in vault_stat (stat.c) and wait events. */
+typedef enum VaultStatKind
+{
+	VS_OTHER = 0,
+	VS_ENCRYPT,
+	VS_DECRYPT,
+	VS_REWRAP,
+	VS_HMAC,
+	VS_DATAKEY,
+	VS_KEY_ADMIN,
+	VS_KV_READ,
+	VS_KV_WRITE,
+	VS_KV_LIST,
+	VS_LOGIN,
+	VS_TOKEN,
+	VS_CREDS,
+	VS_LEASE,
+	VS_HEALTH,
+	VS_COUNT
+} VaultStatKind;
 
 /*
  * What a request may be retried on.  A retry after the request may have
@@ -64,6 +91,9 @@ typedef enum VaultTransport
  * (a cancel, statement_timeout); on success the caller wipes it
  */
 #define VAULT_SECRET_BODY		0x10
+/* the operation, for vault_stat: flags | VAULT_KIND(VS_ENCRYPT) */
+#define VAULT_KIND(k)			((int) (k) << 8)
+#define VAULT_KIND_OF(flags)	((VaultStatKind) (((flags) >> 8) & 0xff))
 
 typedef struct VaultResult
 {
@@ -87,6 +117,8 @@ extern void vault_http_perform(VaultResult *res, VaultMethod method,
 
 /* Wipes the last response body, for answers that carry a token. */
 extern void vault_http_wipe_response(void);
+
+/* ---- requests with authentication (client.c) ---- */
 
 /*
  * An authenticated (unless VAULT_NO_AUTH) exchange: takes the token from
@@ -228,9 +260,6 @@ extern void vault_doc_batch(VaultDoc *doc, const char *field, int n,
 							const char **values, size_t *lens,
 							const int *subscripts, const VaultOp *op);
 
-/* Whether an error response lists the given message among its errors. */
-extern bool vault_result_has_error(const VaultResult *res, const char *message);
-
 /* Raises the error of a Vault 404 (42704) with a detail sentence. */
 extern void vault_raise_not_found(const VaultOp *op, const char *detail)
 			pg_attribute_noreturn();
@@ -279,6 +308,24 @@ extern void vault_columns_init(void);
 /* SQL functions of transit.c that the column trigger calls directly. */
 extern Datum pg_vault_encrypt_batch(PG_FUNCTION_ARGS);
 extern Datum pg_vault_hmac_batch(PG_FUNCTION_ARGS);
+
+/* ---- statistics and the circuit breaker's memory (stat.c) ---- */
+
+extern void vault_stat_init(void);
+/* rows the next exchange carries (a batch), 1 if not said */
+extern void vault_stat_set_rows(int64 rows);
+extern void vault_stat_exchange(VaultStatKind kind, bool ok, int retries,
+								int64 sent, int64 received, double ms);
+/* the SQLSTATE of an error raised for the last exchange */
+extern void vault_stat_error(int sqlerrcode);
+extern bool vault_breaker_allows(uint32 hash, TimestampTz now);
+extern void vault_breaker_record(uint32 hash, bool failed, int threshold,
+								 int cooldown_ms);
+
+/* ---- the caller's identity, sent with every request (identity.c) ---- */
+
+/* "X-Pgvault-...: value" lines joined by '\n'; valid until the next call */
+extern const char *vault_identity_headers(void);
 
 /* ---- log redaction (redact.c) ---- */
 

@@ -27,7 +27,7 @@ pg_vault_health(PG_FUNCTION_ARGS)
 
 	vault_request(&res, VAULT_GET,
 				  "sys/health?standbyok=true&perfstandbyok=true",
-				  NULL, 0, VAULT_NO_AUTH | VAULT_NO_RETRY);
+				  NULL, 0, VAULT_NO_AUTH | VAULT_NO_RETRY | VAULT_KIND(VS_HEALTH));
 	doc = vault_doc_parse(&res, &op, VAULT_ACCEPT_ANY);
 	json = vault_doc_json(doc, "", NULL);
 	vault_doc_free(doc);
@@ -51,7 +51,7 @@ pg_vault_token_info(PG_FUNCTION_ARGS)
 	char	   *json;
 
 	vault_request(&res, VAULT_GET, "auth/token/lookup-self", NULL, 0,
-				  VAULT_RETRY_IDEMPOTENT);
+				  VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_TOKEN));
 	doc = vault_doc_parse(&res, &op, 0);
 	json = vault_doc_json(doc, "data", omit);
 	vault_doc_free(doc);

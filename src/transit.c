@@ -55,6 +55,14 @@ typedef enum TransitOp
 	T_HMAC
 } TransitOp;
 
+/* vault_stat's operation of each */
+static const VaultStatKind transit_kinds[] = {
+	[T_ENCRYPT] = VS_ENCRYPT,
+	[T_DECRYPT] = VS_DECRYPT,
+	[T_REWRAP] = VS_REWRAP,
+	[T_HMAC] = VS_HMAC,
+};
+
 /* Per operation: Vault's path verb, field names and message wording. */
 typedef struct TransitOpInfo
 {
@@ -177,7 +185,7 @@ transit_single(TransitOp top, const char *input, size_t inlen,
 	vault_jw_end(&w);
 
 	vault_request(&res, VAULT_POST, path, body.data, body.len,
-				  VAULT_RETRY_IDEMPOTENT | VAULT_SECRET_BODY);
+				  VAULT_RETRY_IDEMPOTENT | VAULT_SECRET_BODY | VAULT_KIND(transit_kinds[top]));
 	/* the body may hold the plaintext */
 	explicit_bzero(body.data, body.len);
 	pfree(body.data);
@@ -349,8 +357,9 @@ transit_batch(TransitOp top, ArrayType *input, const char *key,
 		}
 		appendStringInfoChar(&body, '}');
 
+		vault_stat_set_rows(n);
 		vault_request(&res, VAULT_POST, path, body.data, body.len,
-					  VAULT_RETRY_IDEMPOTENT | VAULT_SECRET_BODY);
+					  VAULT_RETRY_IDEMPOTENT | VAULT_SECRET_BODY | VAULT_KIND(transit_kinds[top]));
 		explicit_bzero(body.data, body.len);
 
 		doc = vault_doc_parse(&res, &op, VAULT_ACCEPT_BATCH);
@@ -544,7 +553,7 @@ read_key_info(const char *key)
 	VaultDoc   *doc;
 	char	   *json;
 
-	vault_request(&res, VAULT_GET, path, NULL, 0, VAULT_RETRY_IDEMPOTENT);
+	vault_request(&res, VAULT_GET, path, NULL, 0, VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_KEY_ADMIN));
 	doc = vault_doc_parse(&res, &op, 0);
 	json = vault_doc_json(doc, "data", NULL);
 	if (json == NULL)
@@ -578,7 +587,7 @@ pg_vault_key_rotate(PG_FUNCTION_ARGS)
 	static const char body[] = "{}";
 
 	/* not idempotent: retried only where Vault cannot have rotated */
-	vault_request(&res, VAULT_POST, path, body, sizeof(body) - 1, 0);
+	vault_request(&res, VAULT_POST, path, body, sizeof(body) - 1, VAULT_KIND(VS_KEY_ADMIN));
 	doc = vault_doc_parse(&res, &op, 0);
 	if (!vault_doc_int_opt(doc, "data.latest_version", &version))
 	{
@@ -587,7 +596,7 @@ pg_vault_key_rotate(PG_FUNCTION_ARGS)
 		char	   *rpath = key_path("keys", key, NULL);
 
 		vault_doc_free(doc);
-		vault_request(&res, VAULT_GET, rpath, NULL, 0, VAULT_RETRY_IDEMPOTENT);
+		vault_request(&res, VAULT_GET, rpath, NULL, 0, VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_KEY_ADMIN));
 		doc = vault_doc_parse(&res, &rop, 0);
 		version = vault_doc_int(doc, "data.latest_version", &rop);
 	}
@@ -646,7 +655,7 @@ pg_vault_key_config(PG_FUNCTION_ARGS)
 	vault_jw_end(&w);
 
 	vault_request(&res, VAULT_POST, path, body.data, body.len,
-				  VAULT_RETRY_IDEMPOTENT);
+				  VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_KEY_ADMIN));
 	doc = vault_doc_parse(&res, &op, 0);
 	json = vault_doc_json(doc, "data", NULL);
 	vault_doc_free(doc);
