@@ -5,3 +5,6 @@
 -- script as of commit f69c331) is created here too, in the same words as in
 -- pg_vault--0.2.0.sql; test/upgrade.sh checks that an updated 0.1.0 and a
 -- fresh 0.2.0 have the same catalog.
+--
+-- So far pg_vault--0.2.0.sql differs from 0.1.0's script in its header line
+-- only: there is nothing to do.
