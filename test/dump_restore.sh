@@ -173,6 +173,10 @@ check() {
 			"SELECT vault_decrypt(old, '$KEY') = 'old-5001' FROM legacy WHERE old_hmac = vault_hmac('old-5001', '$KEY')" \
 			"SELECT vault_decrypt(card, '$KEY2') FROM people WHERE id = 5001" \
 			"SELECT count(*) FROM people WHERE ssn_hmac = vault_hmac('ssn-5001', '$KEY')" | paste -sd'|')"
+	# COPY, as a restore loads rows, goes through the trigger too
+	expect "$t: COPY FROM of a plaintext is encrypted by the trigger" "COPY 1|t" \
+		"$(printf '5003\tssn-5003\n' | psql -XAtq -d "$t" -c "COPY people (id, ssn) FROM STDIN" -c "SELECT 'COPY ' || count(*) FROM people WHERE id = 5003" 2>&1 | paste -sd'|')|$(
+			q "SELECT vault_decrypt(ssn, '$KEY') = 'ssn-5003' AND ssn_hmac = vault_hmac('ssn-5003', '$KEY') FROM people WHERE id = 5003")"
 	expect "$t: the CHECKs refuse a plaintext with the trigger disabled" 23514 \
 		"$(outcome "ALTER TABLE legacy DISABLE TRIGGER a_vault_encrypt" "INSERT INTO legacy (id, old) VALUES (6000, 'old-6000')")"
 	expect "$t: the reader still reads through the view" "$N|0" \
@@ -197,9 +201,15 @@ restore pg_vault_dump_plain psql -X -q -v ON_ERROR_STOP=1 -d pg_vault_dump_plain
 check pg_vault_dump_plain
 
 # the schema first, then the rows with every trigger in place and enabled
-restore pg_vault_dump_dataonly bash -c '"$1" --exit-on-error --schema-only -d "$2" "$3" &&
-	[ "$(psql -XAtq -d "$2" -c "SELECT count(*) FROM pg_trigger WHERE tgname = '\''a_vault_encrypt'\'' AND tgenabled = '\''O'\''")" = 2 ] &&
-	"$1" --exit-on-error --data-only -d "$2" "$3"' _ "$PGV_PGBIN/pg_restore" pg_vault_dump_dataonly "$WORK/dump.custom"
+schema_then_data() {
+	local target=$1 armed
+	"$PGV_PGBIN/pg_restore" --exit-on-error --schema-only -d "$target" "$WORK/dump.custom" || return 1
+	armed=$(psql -XAtq -d "$target" -c "SELECT count(*) FROM pg_trigger
+	                                    WHERE tgname = 'a_vault_encrypt' AND tgenabled = 'O'")
+	[ "$armed" = 2 ] || { echo "ERROR: $armed triggers enabled before the data, not 2" >&2; return 1; }
+	"$PGV_PGBIN/pg_restore" --exit-on-error --data-only -d "$target" "$WORK/dump.custom"
+}
+restore pg_vault_dump_dataonly schema_then_data pg_vault_dump_dataonly
 check pg_vault_dump_dataonly
 
 pgv_done
