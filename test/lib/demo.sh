@@ -92,15 +92,19 @@ fi
 if [ -z "$(psql -XAtq -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DEMO_DB'")" ]; then
 	psql -Xq -d postgres -c "CREATE DATABASE $DEMO_DB" || die "could not create database $DEMO_DB"
 fi
-# 0.1.0 is not released yet and its install script still grows: an
-# extension created by an earlier make demo may predate encrypted columns.
-# Create it again then (CASCADE drops what depends on it, such as triggers
-# and views; app/schema.sql below puts the app's back, table data stays).
-if [ "$(psql -XAtq -d "$DEMO_DB" -c "SELECT count(*) FROM pg_extension WHERE extname = 'pg_vault'
-		AND to_regtype(extnamespace::regnamespace::text || '.vault_ciphertext') IS NULL")" = 1 ]; then
-	say "extension pg_vault in $DEMO_DB predates encrypted columns: creating it again"
-	PGOPTIONS='-c client_min_messages=warning' psql -Xq -d "$DEMO_DB" -c 'DROP EXTENSION pg_vault CASCADE' ||
-		say "could not drop the old extension"
+# An extension made by an earlier make demo may be of an older version than
+# the one just installed: update it in place (tables, triggers and data
+# stay), as a release would be updated.
+installed=$(psql -XAtq -d "$DEMO_DB" -c "SELECT e.extversion FROM pg_extension e WHERE e.extname = 'pg_vault'
+		AND e.extversion IS DISTINCT FROM (SELECT a.default_version FROM pg_available_extensions a
+										   WHERE a.name = 'pg_vault')")
+if [ -n "$installed" ]; then
+	if err=$(psql -Xq -v ON_ERROR_STOP=1 -d "$DEMO_DB" -c 'ALTER EXTENSION pg_vault UPDATE' 2>&1); then
+		say "extension pg_vault in $DEMO_DB: updated from $installed to $(psql -XAtq -d "$DEMO_DB" \
+			-c "SELECT extversion FROM pg_extension WHERE extname = 'pg_vault'")"
+	else
+		say "extension pg_vault $installed in $DEMO_DB could not be updated: $(echo "$err" | head -n 1)"
+	fi
 fi
 if err=$(psql -Xq -v ON_ERROR_STOP=1 -d "$DEMO_DB" -c 'CREATE EXTENSION IF NOT EXISTS pg_vault' 2>&1); then
 	say "extension pg_vault: created in database $DEMO_DB"
