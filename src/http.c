@@ -481,6 +481,15 @@ prepare_url(int i, const char *path, VaultMethod method)
 		appendStringInfoString(&url, strchr(path, '?') ? "&list=true" : "?list=true");
 }
 
+static bool
+any_https(void)
+{
+	for (int i = 0; i < nbases; i++)
+		if (pg_strncasecmp(bases[i], "https:", 6) == 0)
+			return true;
+	return false;
+}
+
 /* Applies TLS and timeout settings that changed since the last request. */
 static void
 apply_settings(void)
@@ -506,8 +515,7 @@ apply_settings(void)
 		set_or_fail(curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, on ? 2L : 0L));
 		applied_skip_verify = (int) vault_tls_skip_verify;
 	}
-	if (vault_tls_skip_verify && !skip_verify_warned &&
-		strncmp(url.data, "https:", 6) == 0)
+	if (vault_tls_skip_verify && !skip_verify_warned && any_https())
 	{
 		ereport(WARNING,
 				(errmsg("TLS certificate verification of the Vault server is disabled"),
