@@ -91,16 +91,21 @@ COVERAGE_FLOOR_EXT ?= 80
 IMAGE_PREFIX      ?= pg-vault
 IMAGE_TAG         ?= dev
 CI_LOCAL_STEPS     = lint security-scan static-checks test
+DEPLOY_ENV        ?= staging
 
 .PHONY: help setup build start stop status health logs vault-secrets \
 	vault-read-db vault-read-api format lint security-scan static-checks \
-	test-coverage test-sanitize test-valgrind images image-scan ci-local
+	test-coverage test-sanitize test-valgrind images image-scan ci-local deploy
 
 help: ## list every target, one line each
 	@echo "pg_vault: make TARGET [PG_CONFIG=/path/to/pg_config]"
 	@bash $(CI_DIR)/help.sh
 
-setup: deps build ## install missing Debian packages, then build everything
+setup: deps build .env ## install missing Debian packages, build everything, create .env from .env.example
+
+# The app's settings, from the list of every one (never overwritten).
+.env:
+	@(umask 077 && cp .env.example $@) && echo "created $@ from .env.example (mode 0600): edit it"
 
 build: ## build the extension, the app and the fault proxy
 	@$(MAKE) --no-print-directory all programs
@@ -160,6 +165,9 @@ image-scan: ## trivy: HIGH and CRITICAL vulnerabilities in the images make image
 	@command -v trivy >/dev/null || { echo "image-scan: trivy is not installed (CI installs it)"; exit 2; }
 	trivy image --exit-code 1 --severity HIGH,CRITICAL --ignore-unfixed $(IMAGE_PREFIX)/postgres:$(IMAGE_TAG)
 	trivy image --exit-code 1 --severity HIGH,CRITICAL --ignore-unfixed $(IMAGE_PREFIX)/app:$(IMAGE_TAG)
+
+deploy: ## CI's deploy step: log in as cicd-role, check secret/$(DEPLOY_ENV)/{database,api}, write .deploy/$(DEPLOY_ENV).env
+	@DEPLOY_ENV=$(DEPLOY_ENV) bash $(CI_DIR)/deploy.sh
 
 ci-local: ## lint, security-scan, static-checks and make test in turn; fails if any failed
 	@failed=; for step in $(CI_LOCAL_STEPS); do \

@@ -1,23 +1,55 @@
 /*
  * app.h
  *    Shared declarations of pg-vault-app, the companion HTTP service: a
- *    route table over SQL.  Each area (configuration, HTTP glue, routes,
- *    credentials and scopes, the connection pool, statements, the app's own
- *    Vault client, metrics, logs) lives in its own file; this header is
- *    what they say to each other.
+ *    route table over SQL.  The sections below go from the bottom of the
+ *    program to its top, and a file calls only functions of sections above
+ *    its own (test/app_layout.sh checks the object files for any circle):
+ *
+ *      leaves       clock.c, alloc.c, config.c, log.c, metrics.c,
+ *                   ratelimit.c, json.c, reply.c: they call no other file
+ *                   of the app but alloc.c
+ *      data         pool.c (connections), db.c (statements)
+ *      state        auth.c (credentials), health.c (the health state),
+ *                   vault.c (the app's own Vault client)
+ *      background   monitor.c: the thread that keeps credentials and
+ *                   health fresh
+ *      requests     request.c (what handlers read), handlers_*.c,
+ *                   routes.c (the table), server.c (libmicrohttpd)
+ *      programs     issue.c (the credential tool), main.c
+ *
+ *    Handlers reply; the layers below them return errors.
  */
 #ifndef PGV_APP_H
 #define PGV_APP_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
 
 /* Request bodies larger than this get 413. */
 #define APP_MAX_BODY		(64 * 1024)
+
+/* ==== leaves ==== */
+
+/* ---- clock (clock.c): monotonic time ---- */
+
+uint64_t	now_us(void);
+/* CLOCK_MONOTONIC deadline timeout_ms from now, for a condition variable
+ * made with cond_init_monotonic. */
+void		clock_deadline(struct timespec *ts, int64_t timeout_ms);
+void		cond_init_monotonic(pthread_cond_t *c);
+
+/* ---- allocator (alloc.c): jansson wipes what it frees ---- */
+
+/* Before any jansson allocation, so before any thread starts. */
+void		json_wipe_init(void);
+/* Frees (wiping) what jansson allocated: json_dumps output included. */
+void		json_wipe_free(void *ptr);
 
 /* ---- configuration (config.c) ---- */
 
@@ -36,8 +68,13 @@ typedef struct AppConfig
 	int			statement_timeout_ms;
 	char	  **transit_keys;	/* keys /api/encrypt and /api/decrypt accept */
 	int			n_transit_keys;
-	int			auth_cache_ttl;	/* seconds a known credential is cached */
-	int			auth_negative_ttl;	/* seconds an unknown one is */
+	int			auth_refresh;	/* seconds between loads of the credential set */
+	int			auth_fail_burst;	/* failed authentications an address may make at once */
+	int			auth_fail_per_minute;	/* and then, refilled */
+	int			auth_limited_delay_ms;	/* a 429 is held back this long */
+	int			max_unauthenticated;	/* requests in flight without a credential */
+	int			health_interval;	/* seconds between background health checks */
+	int			ready_interval_ms;	/* /ready does a round trip at most this often */
 	int			shutdown_timeout;	/* seconds SIGTERM waits for requests */
 	int			startup_timeout;	/* seconds to wait for Vault at start */
 	int			max_connections;
@@ -52,14 +89,19 @@ typedef struct AppConfig
 	const char *approle_mount;
 	bool		vault_skip_verify;
 	int			vault_timeout_ms;
+	int			vault_max_retries;
 } AppConfig;
 
 extern AppConfig app_config;
 
 bool		config_load(char *err, size_t errlen);
 bool		config_transit_key_allowed(const char *name);
-/* "app/<env>/<rest>" when APP_ENV is set, else "app/<rest>" (NULL). */
+/* The KV path of a setting: "<env>/<rest>" (with_env, when APP_ENV is
+ * set), else "app/<rest>". */
 void		config_kv_path(char *dst, size_t len, const char *rest, bool with_env);
+/* The KV folder of credentials: "app/<env>/clients/" (with_env, when
+ * APP_ENV is set), else "app/clients/". */
+void		config_clients_path(char *dst, size_t len, bool with_env);
 
 /* ---- logs (log.c): JSON lines on stderr ---- */
 
@@ -68,11 +110,62 @@ void		log_msg(const char *level, const char *event, const char *message);
 
 /* ---- metrics (metrics.c) ---- */
 
+/* Route labels, indexed as metrics_request's route; kept, not copied. */
+void		metrics_set_routes(const char *const *labels, int n);
 void		metrics_request(int route, const char *method, int status, uint64_t usec);
 void		metrics_count(const char *family, const char *labels);
-char	   *metrics_render(size_t *len);
+/* One run of the statement called name (a static string). */
+void		metrics_statement(const char *name);
+/* Requests being served now (server.c counts them here). */
+void		metrics_inflight_add(int delta);
+int			metrics_inflight(void);
 
-/* ---- requests, responses and routes (server.c, routes.c) ---- */
+typedef struct MetricsGauges
+{
+	int			pool_size;
+	int			pool_open;
+	int			pool_in_use;
+	int			pool_waiting;
+	int			credentials;	/* bearer credentials known */
+} MetricsGauges;
+
+char	   *metrics_render(const MetricsGauges *g, size_t *len);
+
+/* ---- failed-authentication limits per client address (ratelimit.c) ---- */
+
+typedef struct RateKey
+{
+	unsigned char addr[16];		/* IPv4 (mapped too) whole, IPv6 its /64 */
+} RateKey;
+
+/* burst 0: no limit.  Before any thread starts. */
+void		ratelimit_init(int burst, int per_minute);
+/* False when the address is not IPv4 or IPv6 (then it is not limited). */
+bool		ratelimit_key(const void *sockaddr, RateKey *key);
+/* 0 when the address may try to authenticate; else the seconds until it
+ * may (Retry-After). */
+int			ratelimit_check(const RateKey *key);
+/* One failed authentication; true when it used the address's last try. */
+bool		ratelimit_fail(const RateKey *key);
+/* The address as text, for a log line. */
+void		ratelimit_key_text(const RateKey *key, char *dst, size_t len);
+
+/* ---- JSON input (json.c) ---- */
+
+typedef struct JsonField
+{
+	const char *name;
+	bool		required;
+	const char **value;			/* out: the string, or NULL when absent */
+	size_t		max_len;
+} JsonField;
+
+/* Parse body as one object holding only the given string fields; NULL with
+ * err (never repeating a value) on failure.  The result owns the strings. */
+json_t	   *json_parse_fields(const char *body, size_t len, const JsonField *fields,
+							  char *err, size_t errlen);
+
+/* ---- requests and answers (reply.c) ---- */
 
 #define SCOPE_NONE		0u
 #define SCOPE_READ		1u
@@ -102,6 +195,8 @@ struct AppRequest
 	size_t		body_cap;
 	bool		too_large;
 	bool		answered;
+	bool		unauthenticated;	/* counted as unauthenticated work */
+	bool		quiet;			/* no log line (refusals of a limited address) */
 	uint64_t	start_us;
 	char		client[64];		/* the credential's name, for the log */
 	/* the answer, set by a reply_* function */
@@ -111,24 +206,14 @@ struct AppRequest
 	void		(*out_free) (void *);
 	const char *content_type;
 	bool		www_authenticate;
+	int			retry_after;	/* seconds, for a Retry-After header; 0: none */
+	bool		close;			/* Connection: close */
 	char		allow[64];		/* Allow header of a 405 */
 	const char *log_error;		/* why, for the log line; never a secret */
 	char		sqlstate[6];
 };
 
-int			route_count(void);
-const AppRoute *route_at(int i);
-/* Index of the route for (method, path); -1 with *allowed_methods filled
- * when the path exists under other methods; -2 when it does not exist. */
-int			route_find(const char *method, const char *path, char *param,
-					   size_t param_len, char *allowed, size_t allowed_len);
-
-uint64_t	now_us(void);
-const char *req_query(AppRequest *req, const char *name);
-bool		req_query_only(AppRequest *req, const char *const *names);
-const char *req_header(AppRequest *req, const char *name);
-
-/* Replies: each sets the answer once; json bodies are stolen. */
+/* Each sets the answer once; json bodies are stolen. */
 void		reply_json(AppRequest *req, int status, json_t *body);
 void		reply_error(AppRequest *req, int status, const char *message);
 void		reply_internal(AppRequest *req, const char *why);
@@ -136,37 +221,7 @@ void		reply_unavailable(AppRequest *req, const char *what, const char *why);
 void		reply_text(AppRequest *req, int status, char *text, size_t len,
 					   const char *content_type);
 
-bool		server_start(char *err, size_t errlen);
-void		server_quiesce(void);
-int			server_inflight(void);
-void		server_stop(void);
-
-/* ---- JSON input (json.c) ---- */
-
-/* jansson then wipes what it frees; json_dumps output goes to json_wipe_free. */
-void		json_wipe_init(void);
-void		json_wipe_free(void *ptr);
-
-typedef struct JsonField
-{
-	const char *name;
-	bool		required;
-	const char **value;			/* out: the string, or NULL when absent */
-	size_t		max_len;
-} JsonField;
-
-/* Parse req's body as one object holding only the given string fields;
- * on failure replies 400 and returns NULL.  The result owns the strings. */
-json_t	   *json_body_fields(AppRequest *req, const JsonField *fields);
-
-/* ---- credentials and scopes (auth.c) ---- */
-
-/* True when the request carries a credential with the scope; otherwise it
- * has been answered (401, 403, 503 or 500). */
-bool		auth_check(AppRequest *req, unsigned scope);
-const char *auth_scope_name(unsigned scope);
-/* Lower-case hex SHA-256 (65 bytes with the NUL): names a credential's entry. */
-bool		auth_sha256_hex(const char *data, size_t len, char *hex);
+/* ==== data ==== */
 
 /* ---- the connection pool (pool.c) ---- */
 
@@ -206,9 +261,11 @@ typedef enum DbStmt
 {
 	ST_HEALTH,
 	ST_PING,
+	ST_CLIENT_LIST,
 	ST_CLIENT,
 	ST_SECRET_DATABASE,
 	ST_SECRET_API,
+	ST_FEATURES,
 	ST_USER_INSERT,
 	ST_USERS_LIST,
 	ST_USER_SSN,
@@ -237,11 +294,68 @@ typedef struct DbError
 } DbError;
 
 PGresult   *db_exec(DbStmt st, int nparams, const char *const *values, DbError *err);
-/* st's one parameter is a KV path: app/<env>/<rest>, else app/<rest>. */
+/* st's one parameter is a KV path: <env>/<rest> when APP_ENV is set and
+ * that exists, else app/<rest>. */
 PGresult   *db_kv(DbStmt st, const char *rest, DbError *err);
+
 /* Answer a failed statement the usual way: 503 when the database or Vault
- * cannot be reached, else 500; what goes to the log line. */
-void		db_reply_error(AppRequest *req, const DbError *err, const char *what);
+ * cannot be reached, else 500; what goes to the log line.  (reply.c: an
+ * answer, though it reads db.c's error kinds.) */
+void		reply_db_error(AppRequest *req, const DbError *err, const char *what);
+
+/* ==== state ==== */
+
+/* ---- credentials and scopes (auth.c) ---- */
+
+typedef enum AuthResult
+{
+	AUTH_OK,
+	AUTH_MISSING,				/* no bearer credential */
+	AUTH_INVALID,				/* not one of the known credentials */
+	AUTH_FORBIDDEN,				/* known, without the scope */
+	AUTH_NOT_LOADED				/* the credential set has never been loaded */
+} AuthResult;
+
+/* Verify an Authorization header against the credential set in memory, in
+ * constant time, without a round trip; the credential's name goes to
+ * client (for the log) when it is known. */
+AuthResult	auth_check(const char *authorization, unsigned scope, char *client,
+					   size_t clientlen);
+/* Load the credential set from Vault (through pg_vault); the old set stays
+ * when this fails.  Returns the number loaded, or -1. */
+int			auth_refresh(void);
+bool		auth_loaded(void);
+int			auth_count(void);
+const char *auth_scope_name(unsigned scope);
+/* The credential of an Authorization header ("Bearer <token>", spaces
+ * around the token ignored) and its length, or NULL when the header is not
+ * a bearer credential of a credential's syntax.  Not NUL-terminated at len. */
+const char *auth_bearer_token(const char *header, size_t *len);
+/* The scope bits of a credential's entry: "read,encrypt" or ["read"] as
+ * JSON text (NULL: none); names this version does not know grant nothing. */
+unsigned	auth_parse_scopes(const char *json_text);
+/* Lower-case hex SHA-256 (65 bytes with the NUL): names a credential's entry. */
+bool		auth_sha256_hex(const char *data, size_t len, char *hex);
+
+/* ---- health (health.c): what the background checks found ---- */
+
+typedef struct HealthState
+{
+	bool		checked;		/* at least one check has run */
+	bool		healthy;
+	const char *database;		/* connected, unreachable */
+	const char *vault;			/* connected, sealed, unreachable, uninitialized, error, unknown */
+	char		sqlstate[6];	/* of a failed check */
+	uint64_t	checked_us;		/* now_us() of the last check */
+} HealthState;
+
+/* One round trip (PostgreSQL, and Vault as pg_vault sees it); updates the
+ * state, which it also returns. */
+void		health_probe(HealthState *out);
+/* health_probe unless one ran within min_interval_ms (or is running):
+ * then the state it left. */
+void		health_probe_limited(int min_interval_ms, HealthState *out);
+void		health_get(HealthState *out);
 
 /* ---- the app's own Vault client (vault.c) ---- */
 
@@ -249,18 +363,37 @@ bool		vault_client_init(char *err, size_t errlen);
 /* Log in and get database credentials when configured; then keep them. */
 bool		vault_startup(void);
 void		vault_shutdown(void);
-/* One Vault API call: returns the HTTP status (0 when Vault could not be
- * reached) and the parsed body in *out (may be NULL). */
+/* One Vault API call, retried on what vc_should_retry allows (idempotent
+ * for GET, PUT and DELETE): the HTTP status (0 when Vault could not be
+ * reached) and the parsed body in *out (may be NULL).  path is escaped. */
 long		vault_call(const char *method, const char *path, json_t *body,
 					   const char *token, json_t **out);
 
-/* ---- the credential-issuing tool (issue.c) ---- */
+/* ==== background (monitor.c) ==== */
 
-int			issue_credential_main(int argc, char **argv);
+/* Load the credentials and check health once, then keep doing it on a
+ * thread: credentials every APP_AUTH_REFRESH seconds (every second until
+ * a load succeeds), health every APP_HEALTH_INTERVAL seconds. */
+bool		monitor_start(void);
+/* Reload the credentials now (SIGHUP). */
+void		monitor_wake(void);
+void		monitor_stop(void);
+
+/* ==== requests ==== */
+
+/* ---- what handlers read (request.c) ---- */
+
+const char *req_query(AppRequest *req, const char *name);
+bool		req_query_only(AppRequest *req, const char *const *names);
+const char *req_header(AppRequest *req, const char *name);
+/* json_parse_fields over the request's body; on failure replies 400 and
+ * returns NULL. */
+json_t	   *json_body_fields(AppRequest *req, const JsonField *fields);
 
 /* ---- handlers (handlers_*.c) ---- */
 
 void		h_health(AppRequest *req);
+void		h_ready(AppRequest *req);
 void		h_metrics(AppRequest *req);
 void		h_db_status(AppRequest *req);
 void		h_secret(AppRequest *req);
@@ -270,5 +403,27 @@ void		h_users_list(AppRequest *req);
 void		h_user_ssn(AppRequest *req);
 void		h_encrypt(AppRequest *req);
 void		h_decrypt(AppRequest *req);
+
+/* ---- the route table (routes.c) ---- */
+
+int			route_count(void);
+const AppRoute *route_at(int i);
+/* Index of the route for (method, path); -1 with *allowed_methods filled
+ * when the path exists under other methods; -2 when it does not exist. */
+int			route_find(const char *method, const char *path, char *param,
+					   size_t param_len, char *allowed, size_t allowed_len);
+
+/* ---- the HTTP server (server.c) ---- */
+
+bool		server_start(char *err, size_t errlen);
+void		server_quiesce(void);
+int			server_inflight(void);
+void		server_stop(void);
+
+/* ==== programs ==== */
+
+/* ---- the credential-issuing tool (issue.c) ---- */
+
+int			issue_credential_main(int argc, char **argv);
 
 #endif							/* PGV_APP_H */

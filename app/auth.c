@@ -2,11 +2,19 @@
  * auth.c
  *    Bearer credentials and their scopes.  A credential is a random token
  *    known only to its holder; Vault's KV store keeps, at a path named by
- *    the token's SHA-256 (app/<env>/clients/<hex>, else app/clients/<hex>),
- *    its name and scopes, read through pg_vault like every other secret.
- *    Neither the token nor its hash is ever logged; answers are cached by
- *    hash for a short time (unknown credentials for a shorter one) so that
- *    a busy client costs no Vault read per request.
+ *    the token's SHA-256 (app/clients/<hex>, and app/<env>/clients/<hex>
+ *    for one APP_ENV only), its name and scopes.
+ *
+ *    The whole set is loaded into memory through pg_vault (vault_kv_list,
+ *    then vault_kv per entry) by the monitor thread: at start, every
+ *    APP_AUTH_REFRESH seconds and on SIGHUP.  A request is checked against
+ *    that set alone: one SHA-256 and a comparison with every entry, in
+ *    time that does not depend on which entry (if any) matches, and no
+ *    round trip, so refusing a credential costs what accepting one does.
+ *    A revoked credential stops working at the next load; a new one
+ *    starts working then.  A failed load keeps the set there was.
+ *
+ *    Neither a token nor its hash is ever logged.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -14,25 +22,32 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "app.h"
 #include "vault_common.h"
 
-#define CACHE_SLOTS		1024
 #define MAX_TOKEN_LEN	512
+#define MAX_CREDENTIALS	100000
 
-typedef struct CacheEntry
+typedef struct Credential
 {
-	char		hash[65];
-	bool		known;
+	unsigned char hash[32];
 	unsigned	scopes;
 	char		name[64];
-	uint64_t	expires_us;
-} CacheEntry;
+} Credential;
 
-static CacheEntry cache[CACHE_SLOTS];
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+typedef struct CredentialSet
+{
+	int			n;
+	int			cap;
+	Credential *items;
+} CredentialSet;
+
+static pthread_rwlock_t set_lock = PTHREAD_RWLOCK_INITIALIZER;
+static CredentialSet current;
+static bool loaded;
 
 const char *
 auth_scope_name(unsigned scope)
@@ -62,9 +77,8 @@ scope_bit(const char *s, size_t len)
 	return 0;					/* names this version does not know grant nothing */
 }
 
-/* "read,encrypt" or ["read","encrypt"], as JSON text. */
-static unsigned
-parse_scopes(const char *json_text)
+unsigned
+auth_parse_scopes(const char *json_text)
 {
 	json_t	   *v;
 	unsigned	scopes = 0;
@@ -112,142 +126,288 @@ token_syntax_ok(const char *t, size_t len)
 	return true;
 }
 
+const char *
+auth_bearer_token(const char *header, size_t *len)
+{
+	const char *token;
+	size_t		n;
+
+	if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
+		return NULL;
+	token = header + 7;
+	while (*token == ' ')
+		token++;
+	n = strlen(token);
+	while (n > 0 && token[n - 1] == ' ')
+		n--;
+	if (!token_syntax_ok(token, n))
+		return NULL;
+	*len = n;
+	return token;
+}
+
+/* Fetched once: an implicit fetch per digest takes a lock every time. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static bool
+sha256(const char *data, size_t len, unsigned char *md)
+{
+	unsigned int mdlen = 0;
+
+	pthread_once(&sha256_once, sha256_fetch);
+	return EVP_Digest(data, len, md, &mdlen, sha256_md ? sha256_md : EVP_sha256(), NULL) &&
+		mdlen == 32;
+}
+
 bool
 auth_sha256_hex(const char *data, size_t len, char *hex)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	unsigned char md[32];
 
-	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+	if (!sha256(data, len, md))
 		return false;
-	vc_hex_encode(md, mdlen, hex);
+	vc_hex_encode(md, sizeof(md), hex);
+	explicit_bzero(md, sizeof(md));
 	return true;
 }
 
-static CacheEntry *
-cache_slot(const char *hash)
+/* ---- checking a request ---- */
+
+AuthResult
+auth_check(const char *authorization, unsigned scope, char *client, size_t clientlen)
 {
-	unsigned	h = 0;
+	const char *token;
+	size_t		len = 0;
+	unsigned char md[32];
+	unsigned	found = 0;
+	unsigned	scopes = 0;
+	int			match = 0;
 	int			i;
 
-	for (i = 0; i < 6; i++)
-		h = h * 16 + (unsigned) (hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
-	return &cache[h % CACHE_SLOTS];
-}
+	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+		return AUTH_MISSING;
+	token = auth_bearer_token(authorization, &len);
+	if (token == NULL || !sha256(token, len, md))
+		return AUTH_INVALID;
 
-static bool
-cache_get(const char *hash, CacheEntry *out)
-{
-	CacheEntry *e = cache_slot(hash);
-	bool		hit = false;
-	uint64_t	now = now_us();
-
-	pthread_mutex_lock(&cache_lock);
-	if (e->expires_us > now && vc_ct_streq(e->hash, hash))
+	pthread_rwlock_rdlock(&set_lock);
+	if (!loaded)
 	{
-		*out = *e;
-		hit = true;
+		pthread_rwlock_unlock(&set_lock);
+		explicit_bzero(md, sizeof(md));
+		return AUTH_NOT_LOADED;
 	}
-	pthread_mutex_unlock(&cache_lock);
-	return hit;
-}
-
-static void
-cache_put(const CacheEntry *entry)
-{
-	CacheEntry *e = cache_slot(entry->hash);
-
-	pthread_mutex_lock(&cache_lock);
-	*e = *entry;
-	pthread_mutex_unlock(&cache_lock);
-}
-
-/* Read the credential's entry (the environment's path first, then app/'s). */
-static bool
-lookup(AppRequest *req, const char *hash, CacheEntry *out)
-{
-	char		rest[96];
-	PGresult   *res;
-	DbError		err;
-
-	snprintf(rest, sizeof(rest), "clients/%s", hash);
-	memset(out, 0, sizeof(*out));
-	memcpy(out->hash, hash, sizeof(out->hash));
-	res = db_kv(ST_CLIENT, rest, &err);
-	explicit_bzero(rest, sizeof(rest));
-	if (res == NULL && err.kind != DBE_VAULT_NOT_FOUND)
+	/*
+	 * Every entry is compared, and the match selected by masks: the time
+	 * taken depends on the number of entries only.
+	 */
+	for (i = 0; i < current.n; i++)
 	{
-		db_reply_error(req, &err, "could not read the credential's entry");
-		return false;
-	}
-	if (res != NULL && PQntuples(res) == 1)
-	{
-		out->known = true;
-		out->scopes = parse_scopes(PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
-		snprintf(out->name, sizeof(out->name), "%s",
-				 PQgetisnull(res, 0, 1) ? "" : PQgetvalue(res, 0, 1));
-	}
-	PQclear(res);
-	out->expires_us = now_us() + (uint64_t) (out->known ? app_config.auth_cache_ttl
-											 : app_config.auth_negative_ttl) * 1000000u;
-	cache_put(out);
-	return true;
-}
+		unsigned	eq = (unsigned) (CRYPTO_memcmp(current.items[i].hash, md, 32) == 0);
+		unsigned	mask = 0u - (eq & (found ^ 1u));
 
-static void
-deny(AppRequest *req, int status, const char *message, const char *reason)
-{
-	char		labels[48];
+		scopes |= current.items[i].scopes & mask;
+		match |= i & (int) mask;
+		found |= eq;
+	}
+	if (found)
+		snprintf(client, clientlen, "%s", current.items[match].name);
+	pthread_rwlock_unlock(&set_lock);
+	explicit_bzero(md, sizeof(md));
 
-	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
-	metrics_count("pgv_app_auth_failures_total", labels);
-	req->www_authenticate = (status == 401);
-	reply_error(req, status, message);
+	if (!found)
+		return AUTH_INVALID;
+	if ((scopes & scope) != scope)
+		return AUTH_FORBIDDEN;
+	return AUTH_OK;
 }
 
 bool
-auth_check(AppRequest *req, unsigned scope)
+auth_loaded(void)
 {
-	const char *h = req_header(req, "Authorization");
-	const char *token;
-	size_t		len;
-	char		hash[65];
-	CacheEntry	entry;
+	bool		l;
 
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-	{
-		deny(req, 401, "missing bearer credential", "missing");
+	pthread_rwlock_rdlock(&set_lock);
+	l = loaded;
+	pthread_rwlock_unlock(&set_lock);
+	return l;
+}
+
+int
+auth_count(void)
+{
+	int			n;
+
+	pthread_rwlock_rdlock(&set_lock);
+	n = current.n;
+	pthread_rwlock_unlock(&set_lock);
+	return n;
+}
+
+/* ---- loading the set ---- */
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* A KV key that names a credential: 64 lower-case hex digits. */
+static bool
+hash_from_key(const char *key, unsigned char *hash)
+{
+	int			i;
+
+	if (strlen(key) != 64)
 		return false;
-	}
-	token = h + 7;
-	while (*token == ' ')
-		token++;
-	len = strlen(token);
-	while (len > 0 && token[len - 1] == ' ')
-		len--;
-	if (!token_syntax_ok(token, len) || !auth_sha256_hex(token, len, hash))
+	for (i = 0; i < 32; i++)
 	{
-		deny(req, 401, "invalid credential", "invalid");
-		return false;
-	}
-	if (!cache_get(hash, &entry) && !lookup(req, hash, &entry))
-	{
-		metrics_count("pgv_app_auth_failures_total", "reason=\"error\"");
-		return false;
-	}
-	explicit_bzero(hash, sizeof(hash));
-	if (!entry.known)
-	{
-		deny(req, 401, "invalid credential", "invalid");
-		return false;
-	}
-	snprintf(req->client, sizeof(req->client), "%s", entry.name);
-	if ((entry.scopes & scope) != scope)
-	{
-		metrics_count("pgv_app_auth_failures_total", "reason=\"forbidden\"");
-		reply_json(req, 403, json_pack("{s:s, s:s}", "error", "insufficient scope",
-									   "required_scope", auth_scope_name(scope)));
-		return false;
+		int			hi = hexval(key[2 * i]),
+					lo = hexval(key[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		hash[i] = (unsigned char) (hi << 4 | lo);
 	}
 	return true;
+}
+
+/* Add or (for an environment's entry) replace the entry of a hash. */
+static bool
+set_put(CredentialSet *s, const Credential *c)
+{
+	int			i;
+
+	for (i = 0; i < s->n; i++)
+		if (memcmp(s->items[i].hash, c->hash, 32) == 0)
+		{
+			s->items[i] = *c;
+			return true;
+		}
+	if (s->n == s->cap)
+	{
+		int			ncap = s->cap ? s->cap * 2 : 64;
+		Credential *n;
+
+		if (ncap > MAX_CREDENTIALS)
+			return false;
+		n = calloc(ncap, sizeof(Credential));
+		if (n == NULL)
+			return false;
+		if (s->items != NULL)
+		{
+			memcpy(n, s->items, s->n * sizeof(Credential));
+			explicit_bzero(s->items, s->cap * sizeof(Credential));
+			free(s->items);
+		}
+		s->items = n;
+		s->cap = ncap;
+	}
+	s->items[s->n++] = *c;
+	return true;
+}
+
+static void
+set_free(CredentialSet *s)
+{
+	if (s->items != NULL)
+	{
+		explicit_bzero(s->items, s->cap * sizeof(Credential));
+		free(s->items);
+	}
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * The entries under one KV folder.  An entry that vanished between the
+ * list and its read (revoked meanwhile) is left out; any other failure
+ * fails the load.
+ */
+static bool
+load_folder(CredentialSet *s, const char *folder)
+{
+	const char *params[1] = {folder};
+	PGresult   *keys;
+	DbError		err;
+	int			i;
+	bool		ok = true;
+
+	keys = db_exec(ST_CLIENT_LIST, 1, params, &err);
+	if (keys == NULL)
+		return false;
+	for (i = 0; ok && i < PQntuples(keys); i++)
+	{
+		const char *key = PQgetvalue(keys, i, 0);
+		char		path[256];
+		const char *p[1] = {path};
+		Credential	c;
+		PGresult   *res;
+
+		memset(&c, 0, sizeof(c));
+		if (!hash_from_key(key, c.hash))
+			continue;
+		snprintf(path, sizeof(path), "%s%s", folder, key);
+		res = db_exec(ST_CLIENT, 1, p, &err);
+		if (res == NULL)
+		{
+			if (err.kind != DBE_VAULT_NOT_FOUND)
+				ok = false;
+			continue;
+		}
+		if (PQntuples(res) == 1)
+		{
+			c.scopes = auth_parse_scopes(PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
+			snprintf(c.name, sizeof(c.name), "%s",
+					 PQgetisnull(res, 0, 1) ? "" : PQgetvalue(res, 0, 1));
+			ok = set_put(s, &c);
+		}
+		PQclear(res);
+	}
+	PQclear(keys);
+	return ok;
+}
+
+int
+auth_refresh(void)
+{
+	CredentialSet fresh = {0};
+	CredentialSet old;
+	char		folder[160];
+	bool		ok;
+	int			n;
+
+	config_clients_path(folder, sizeof(folder), false);
+	ok = load_folder(&fresh, folder);
+	if (ok && app_config.env != NULL)
+	{
+		/* an environment's entry overrides the common one of the same hash */
+		config_clients_path(folder, sizeof(folder), true);
+		ok = load_folder(&fresh, folder);
+	}
+	if (!ok)
+	{
+		set_free(&fresh);
+		metrics_count("pgv_app_auth_refreshes_total", "outcome=\"failed\"");
+		return -1;
+	}
+	n = fresh.n;
+	pthread_rwlock_wrlock(&set_lock);
+	old = current;
+	current = fresh;
+	loaded = true;
+	pthread_rwlock_unlock(&set_lock);
+	set_free(&old);
+	metrics_count("pgv_app_auth_refreshes_total", "outcome=\"ok\"");
+	return n;
 }

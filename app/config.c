@@ -117,6 +117,20 @@ bad:
 	return false;
 }
 
+/* A role or key name as Vault takes it: [A-Za-z0-9_.-], not "." or "..". */
+static bool
+vault_name_ok(const char *s)
+{
+	const char *c;
+
+	if (*s == '\0' || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (c = s; *c; c++)
+		if (!isalnum((unsigned char) *c) && *c != '-' && *c != '_' && *c != '.')
+			return false;
+	return true;
+}
+
 /* the storage transit_keys' entries point into, kept for the process */
 static char *transit_keys_buf;
 
@@ -142,17 +156,14 @@ parse_keys(const char *list, char *err, size_t errlen)
 	}
 	for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
 	{
-		const char *c;
-
-		for (c = tok; *c; c++)
-			if (!isalnum((unsigned char) *c) && *c != '-' && *c != '_' && *c != '.')
-			{
-				snprintf(err, errlen, "APP_TRANSIT_KEYS: \"%s\" is not a key name", tok);
-				free(app_config.transit_keys);
-				app_config.transit_keys = NULL;
-				free(copy);
-				return false;
-			}
+		if (!vault_name_ok(tok))
+		{
+			snprintf(err, errlen, "APP_TRANSIT_KEYS: \"%s\" is not a key name", tok);
+			free(app_config.transit_keys);
+			app_config.transit_keys = NULL;
+			free(copy);
+			return false;
+		}
 		app_config.transit_keys[n++] = tok;
 	}
 	if (n == 0)
@@ -192,18 +203,29 @@ config_load(char *err, size_t errlen)
 	c->database_url = env_or("APP_DATABASE_URL", "");
 	c->db_role = env_or("APP_DB_ROLE", NULL);
 	c->db_mount = env_or("APP_DB_MOUNT", "database");
+	if (c->db_role != NULL && !vault_name_ok(c->db_role))
+	{
+		snprintf(err, errlen, "APP_DB_ROLE must be a Vault role name (letters, digits, \"_\", \"-\", \".\")");
+		return false;
+	}
 	c->kv_mount = env_or("APP_KV_MOUNT", "secret");
 	if (ncpu < 1)
 		ncpu = 1;
 	if (!env_int("APP_DB_POOL_SIZE", (int) ncpu, 1, 32, &c->pool_size, err, errlen) ||
 		!env_int("APP_DB_POOL_WAIT_MS", 5000, 1, 600000, &c->pool_wait_ms, err, errlen) ||
 		!env_int("APP_STATEMENT_TIMEOUT_MS", 30000, 0, INT_MAX, &c->statement_timeout_ms, err, errlen) ||
-		!env_int("APP_AUTH_CACHE_TTL", 30, 0, 3600, &c->auth_cache_ttl, err, errlen) ||
-		!env_int("APP_AUTH_NEGATIVE_TTL", 5, 0, 3600, &c->auth_negative_ttl, err, errlen) ||
+		!env_int("APP_AUTH_REFRESH", 30, 1, 86400, &c->auth_refresh, err, errlen) ||
+		!env_int("APP_AUTH_FAIL_BURST", 20, 0, 1000000, &c->auth_fail_burst, err, errlen) ||
+		!env_int("APP_AUTH_FAIL_PER_MINUTE", 60, 1, 6000000, &c->auth_fail_per_minute, err, errlen) ||
+		!env_int("APP_AUTH_LIMITED_DELAY_MS", 1000, 0, 60000, &c->auth_limited_delay_ms, err, errlen) ||
+		!env_int("APP_MAX_UNAUTHENTICATED", 64, 1, 100000, &c->max_unauthenticated, err, errlen) ||
+		!env_int("APP_HEALTH_INTERVAL", 5, 1, 3600, &c->health_interval, err, errlen) ||
+		!env_int("APP_READY_INTERVAL_MS", 1000, 0, 3600000, &c->ready_interval_ms, err, errlen) ||
 		!env_int("APP_SHUTDOWN_TIMEOUT", 10, 0, 3600, &c->shutdown_timeout, err, errlen) ||
 		!env_int("APP_STARTUP_TIMEOUT", 30, 0, 3600, &c->startup_timeout, err, errlen) ||
 		!env_int("APP_MAX_CONNECTIONS", 512, 1, 10000, &c->max_connections, err, errlen) ||
 		!env_int("VAULT_CLIENT_TIMEOUT_MS", 10000, 100, 600000, &c->vault_timeout_ms, err, errlen) ||
+		!env_int("VAULT_MAX_RETRIES", 2, 0, 10, &c->vault_max_retries, err, errlen) ||
 		!env_bool("APP_LOG_REQUESTS", true, &c->log_requests, err, errlen) ||
 		!env_bool("VAULT_SKIP_VERIFY", false, &c->vault_skip_verify, err, errlen))
 		return false;
@@ -245,7 +267,16 @@ void
 config_kv_path(char *dst, size_t len, const char *rest, bool with_env)
 {
 	if (with_env && app_config.env != NULL)
-		snprintf(dst, len, "app/%s/%s", app_config.env, rest);
+		snprintf(dst, len, "%s/%s", app_config.env, rest);
 	else
 		snprintf(dst, len, "app/%s", rest);
+}
+
+void
+config_clients_path(char *dst, size_t len, bool with_env)
+{
+	if (with_env && app_config.env != NULL)
+		snprintf(dst, len, "app/%s/clients/", app_config.env);
+	else
+		snprintf(dst, len, "app/clients/");
 }

@@ -5,7 +5,8 @@
  *    run them: take a pooled connection, prepare the statement on it the
  *    first time, execute, classify a failure (PostgreSQL's own, or Vault's
  *    as pg_vault reports it through its SQLSTATEs), give the connection
- *    back.  Handlers never see a PGconn.
+ *    back.  Handlers never see a PGconn, and answer the errors this
+ *    returns (reply_db_error).
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +31,8 @@ static const Statement statements[ST_COUNT] =
 		"SELECT coalesce((h->>'initialized')::boolean, false), "
 		"coalesce((h->>'sealed')::boolean, true) FROM vault_health() AS h", true},
 	[ST_PING] = {"pgv_ping", "SELECT 1", true},
+	[ST_CLIENT_LIST] = {"pgv_client_list",
+		"SELECT k FROM vault_kv_list($1::text) AS k", true},
 	[ST_CLIENT] = {"pgv_client",
 		"SELECT (d->'scopes')::text, d->>'name' FROM vault_kv($1::text) AS d", true},
 	[ST_SECRET_DATABASE] = {"pgv_secret_database",
@@ -38,6 +41,8 @@ static const Statement statements[ST_COUNT] =
 	[ST_SECRET_API] = {"pgv_secret_api",
 		"SELECT coalesce(d->>'key', '') <> '', d->>'endpoint' "
 		"FROM vault_kv($1::text) AS d", true},
+	[ST_FEATURES] = {"pgv_features",
+		"SELECT d::text FROM vault_kv($1::text) AS d", true},
 	[ST_USER_INSERT] = {"pgv_user_insert",
 		"INSERT INTO users (email, name, ssn, ssn_hmac, payment_token) "
 		"VALUES ($1::text, $2::text, vault_encrypt($3::text, 'user-data'), "
@@ -124,7 +129,8 @@ db_exec(DbStmt st, int nparams, const char *const *values, DbError *err)
 
 	err->kind = DBE_NONE;
 	err->sqlstate[0] = '\0';
-	for (attempt = 0; attempt < 2; attempt++)
+	/* every idle connection may have died at once: at most one try each, then a new one */
+	for (attempt = 0; attempt <= app_config.pool_size; attempt++)
 	{
 		const char *why = NULL;
 		PoolConn   *pc = pool_acquire(app_config.pool_wait_ms, &why);
@@ -149,6 +155,7 @@ db_exec(DbStmt st, int nparams, const char *const *values, DbError *err)
 				goto failed;
 			PQclear(res);
 		}
+		metrics_statement(s->name);
 		res = PQexecPrepared(pc->conn, s->name, nparams, values, NULL, NULL, 0);
 		if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)
 		{
@@ -168,8 +175,8 @@ failed:
 		snprintf(err->sqlstate, sizeof(err->sqlstate), "08006");
 		/*
 		 * A connection that sat idle may have been closed under us (the
-		 * server restarted): one more try on a new one, when running the
-		 * statement twice cannot do harm.
+		 * server restarted): another try, on the next idle one or a new
+		 * one, when running the statement twice cannot do harm.
 		 */
 		if (fresh || !s->idempotent)
 			return NULL;
@@ -178,8 +185,9 @@ failed:
 }
 
 /*
- * A statement whose one parameter is a KV path under app/: with APP_ENV
- * set, app/<env>/<rest> is read, and app/<rest> when that does not exist.
+ * A statement whose one parameter is a KV path: with APP_ENV set, the
+ * environment's <env>/<rest> is read, and app/<rest> when that does not
+ * exist.
  */
 PGresult *
 db_kv(DbStmt st, const char *rest, DbError *err)
@@ -197,23 +205,4 @@ db_kv(DbStmt st, const char *rest, DbError *err)
 	}
 	config_kv_path(path, sizeof(path), rest, false);
 	return db_exec(st, 1, params, err);
-}
-
-void
-db_reply_error(AppRequest *req, const DbError *err, const char *what)
-{
-	snprintf(req->sqlstate, sizeof(req->sqlstate), "%s", err->sqlstate);
-	switch (err->kind)
-	{
-		case DBE_UNAVAILABLE:
-		case DBE_CONNECTION:
-			reply_unavailable(req, "database unavailable", what);
-			break;
-		case DBE_VAULT_UNAVAILABLE:
-			reply_unavailable(req, "vault unavailable", what);
-			break;
-		default:
-			reply_internal(req, what);
-			break;
-	}
 }

@@ -1,9 +1,9 @@
 /*
  * handlers_status.c
  *    The endpoints about the service itself and its settings: /health,
- *    /metrics, /api/db-status, /api/secret and /api/config.  The two KV
- *    reads select only the fields they may show, so the database password
- *    and the API key never leave PostgreSQL.
+ *    /ready, /metrics, /api/db-status, /api/secret and /api/config.  The
+ *    KV reads select only the fields they may show, so the database
+ *    password and the API key never leave PostgreSQL.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -11,52 +11,40 @@
 
 #include "app.h"
 
-/* GET /health: PostgreSQL, and Vault as pg_vault sees it, in one query. */
+/* GET /health: what the background check last found; no round trip. */
 void
 h_health(AppRequest *req)
 {
-	DbError		err;
-	PGresult   *res = db_exec(ST_HEALTH, 0, NULL, &err);
-	const char *database = "connected";
-	const char *vault = "connected";
-	bool		healthy = false;
+	HealthState st;
 
-	if (res != NULL)
-	{
-		bool		initialized = PQgetvalue(res, 0, 0)[0] == 't';
-		bool		sealed = PQgetvalue(res, 0, 1)[0] == 't';
+	health_get(&st);
+	if (!st.healthy)
+		req->log_error = "unhealthy";
+	reply_json(req, st.healthy ? 200 : 503,
+			   json_pack("{s:s, s:s, s:s}", "status", st.healthy ? "healthy" : "unhealthy",
+						 "database", st.database, "vault", st.vault));
+}
 
-		PQclear(res);
-		if (!initialized)
-			vault = "uninitialized";
-		else if (sealed)
-			vault = "sealed";
-		else
-			healthy = true;
-	}
-	else
-	{
-		snprintf(req->sqlstate, sizeof(req->sqlstate), "%s", err.sqlstate);
-		switch (err.kind)
-		{
-			case DBE_UNAVAILABLE:
-			case DBE_CONNECTION:
-				database = "unreachable";
-				vault = "unknown";
-				break;
-			case DBE_VAULT_UNAVAILABLE:
-				vault = strcmp(err.sqlstate, "55000") == 0 ? "sealed" : "unreachable";
-				break;
-			default:
-				/* pg_vault missing or refusing: the check itself failed */
-				vault = "error";
-				break;
-		}
-		req->log_error = "health check failed";
-	}
-	reply_json(req, healthy ? 200 : 503,
-			   json_pack("{s:s, s:s, s:s}", "status", healthy ? "healthy" : "unhealthy",
-						 "database", database, "vault", vault));
+/*
+ * GET /ready: a round trip of its own (at most one per
+ * APP_READY_INTERVAL_MS for every caller together), and the credential
+ * set loaded: whether this instance can serve requests now.
+ */
+void
+h_ready(AppRequest *req)
+{
+	HealthState st;
+	bool		creds = auth_loaded();
+	bool		ready;
+
+	health_probe_limited(app_config.ready_interval_ms, &st);
+	ready = st.healthy && creds;
+	if (!ready)
+		req->log_error = "not ready";
+	reply_json(req, ready ? 200 : 503,
+			   json_pack("{s:s, s:s, s:s, s:s}", "status", ready ? "ready" : "not ready",
+						 "database", st.database, "vault", st.vault,
+						 "credentials", creds ? "loaded" : "not loaded"));
 }
 
 /* GET /metrics: Prometheus text format. */
@@ -64,8 +52,17 @@ void
 h_metrics(AppRequest *req)
 {
 	size_t		len;
-	char	   *text = metrics_render(&len);
+	PoolStats	ps;
+	MetricsGauges g;
+	char	   *text;
 
+	pool_stats(&ps);
+	g.pool_size = ps.size;
+	g.pool_open = ps.open;
+	g.pool_in_use = ps.in_use;
+	g.pool_waiting = ps.waiting;
+	g.credentials = auth_count();
+	text = metrics_render(&g, &len);
 	if (text == NULL)
 	{
 		reply_internal(req, "could not render metrics");
@@ -112,7 +109,7 @@ text_or_null(const PGresult *res, int col)
 	return PQgetisnull(res, 0, col) ? json_null() : json_string(PQgetvalue(res, 0, col));
 }
 
-/* GET /api/secret: the database settings in KV app/database, less the password. */
+/* GET /api/secret: the database settings in KV database, less the password. */
 void
 h_secret(AppRequest *req)
 {
@@ -125,7 +122,7 @@ h_secret(AppRequest *req)
 		if (err.kind == DBE_VAULT_NOT_FOUND)
 			reply_error(req, 404, "secret not found");
 		else
-			db_reply_error(req, &err, "could not read KV app/database");
+			reply_db_error(req, &err, "could not read KV app/database");
 		return;
 	}
 	if (PQntuples(res) != 1)
@@ -148,29 +145,94 @@ h_secret(AppRequest *req)
 	PQclear(res);
 }
 
-/* GET /api/config: whether KV app/api holds a key, and its endpoint. */
+/*
+ * Feature flags of the environment (KV <env>/features, else app/features):
+ * "true" and "false" become booleans, other strings stay as they are.
+ */
+static json_t *
+features(AppRequest *req, bool *failed)
+{
+	DbError		err;
+	PGresult   *res = db_kv(ST_FEATURES, "features", &err);
+	json_t	   *in;
+	json_t	   *out;
+	const char *key;
+	json_t	   *value;
+
+	*failed = false;
+	if (res == NULL)
+	{
+		if (err.kind == DBE_VAULT_NOT_FOUND)
+			return json_object();
+		*failed = true;
+		reply_db_error(req, &err, "could not read KV features");
+		return NULL;
+	}
+	in = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ?
+		json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+	PQclear(res);
+	out = json_object();
+	if (!json_is_object(in) || out == NULL)
+	{
+		json_decref(in);
+		json_decref(out);
+		*failed = true;
+		reply_internal(req, "KV features is not an object");
+		return NULL;
+	}
+	json_object_foreach(in, key, value)
+	{
+		const char *s = json_string_value(value);
+
+		if (s != NULL && strcmp(s, "true") == 0)
+			json_object_set_new(out, key, json_true());
+		else if (s != NULL && strcmp(s, "false") == 0)
+			json_object_set_new(out, key, json_false());
+		else
+			json_object_set(out, key, value);
+	}
+	json_decref(in);
+	return out;
+}
+
+/*
+ * GET /api/config: whether KV api holds a key (never the key), its
+ * endpoint, the environment and its feature flags.
+ */
 void
 h_config(AppRequest *req)
 {
 	DbError		err;
 	PGresult   *res = db_kv(ST_SECRET_API, "api", &err);
+	json_t	   *flags;
+	json_t	   *configured;
+	json_t	   *endpoint;
+	bool		failed;
 
-	if (res == NULL)
+	if (res == NULL && err.kind != DBE_VAULT_NOT_FOUND)
 	{
-		if (err.kind == DBE_VAULT_NOT_FOUND)
-			reply_json(req, 200, json_pack("{s:b, s:n}", "api_configured", 0, "endpoint"));
-		else
-			db_reply_error(req, &err, "could not read KV app/api");
+		reply_db_error(req, &err, "could not read KV api");
 		return;
 	}
-	if (PQntuples(res) != 1)
+	if (res != NULL && PQntuples(res) != 1)
 	{
 		PQclear(res);
-		reply_internal(req, "KV app/api gave no row");
+		reply_internal(req, "KV api gave no row");
 		return;
 	}
-	reply_json(req, 200, json_pack("{s:b, s:o}",
-								   "api_configured", PQgetvalue(res, 0, 0)[0] == 't',
-								   "endpoint", text_or_null(res, 1)));
+	configured = json_boolean(res != NULL && PQgetvalue(res, 0, 0)[0] == 't');
+	endpoint = res != NULL ? text_or_null(res, 1) : json_null();
 	PQclear(res);
+	flags = features(req, &failed);
+	if (failed)
+	{
+		json_decref(configured);
+		json_decref(endpoint);
+		return;
+	}
+	reply_json(req, 200, json_pack("{s:o, s:o, s:s?, s:o}",
+								   "api_configured", configured,
+								   "endpoint", endpoint,
+								   "environment", app_config.env,
+								   "features", flags));
 }

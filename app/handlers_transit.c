@@ -62,7 +62,7 @@ h_encrypt(AppRequest *req)
 	res = db_exec(ST_ENCRYPT, 2, params, &err);
 	if (res == NULL)
 	{
-		db_reply_error(req, &err, "could not encrypt");
+		reply_db_error(req, &err, "could not encrypt");
 		goto done;
 	}
 	reply_json(req, 200, json_pack("{s:s, s:s}", "ciphertext", PQgetvalue(res, 0, 0),
@@ -107,7 +107,7 @@ h_decrypt(AppRequest *req)
 			reply_error(req, 400, "ciphertext could not be decrypted with this key");
 		}
 		else
-			db_reply_error(req, &err, "could not decrypt");
+			reply_db_error(req, &err, "could not decrypt");
 		goto done;
 	}
 	if (PQgetisnull(res, 0, 0))

@@ -100,7 +100,7 @@ h_users_create(AppRequest *req)
 	res = db_exec(ST_USER_INSERT, 4, params, &err);
 	if (res == NULL)
 	{
-		db_reply_error(req, &err, "could not insert the user");
+		reply_db_error(req, &err, "could not insert the user");
 		goto done;
 	}
 	if (PQgetisnull(res, 0, 1))
@@ -178,7 +178,7 @@ h_users_list(AppRequest *req)
 	res = db_exec(ST_USERS_LIST, 2, params, &err);
 	if (res == NULL)
 	{
-		db_reply_error(req, &err, "could not list users");
+		reply_db_error(req, &err, "could not list users");
 		return;
 	}
 	users = json_array();
@@ -228,7 +228,7 @@ h_user_ssn(AppRequest *req)
 	res = db_exec(ST_USER_SSN, 1, params, &err);
 	if (res == NULL)
 	{
-		db_reply_error(req, &err, "could not read the SSN");
+		reply_db_error(req, &err, "could not read the SSN");
 		return;
 	}
 	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))

@@ -202,7 +202,7 @@ revoke(const char *env)
 		fprintf(stderr, "pg-vault-app: no such credential\n");
 		return 1;
 	}
-	fprintf(stderr, "pg-vault-app: credential revoked (the app forgets it within APP_AUTH_CACHE_TTL seconds)\n");
+	fprintf(stderr, "pg-vault-app: credential revoked (a running app forgets it at its next load of the credentials: APP_AUTH_REFRESH seconds, or SIGHUP)\n");
 	return 0;
 }
 

@@ -5,7 +5,8 @@
  *    configured), opens the pool, serves HTTP, and waits for a signal.
  *    SIGTERM or SIGINT: stop accepting connections, let the requests in
  *    flight finish (APP_SHUTDOWN_TIMEOUT), close the pool, revoke the
- *    lease and the app's own token, exit 0.
+ *    lease and the app's own token, exit 0.  SIGHUP: load the bearer
+ *    credentials from Vault now.
  *
  *    Signals are blocked in every thread and taken by sigwait() here, so
  *    that no handler runs inside libpq, libcurl or libmicrohttpd.
@@ -101,9 +102,17 @@ main(int argc, char **argv)
 		vault_shutdown();
 		return 1;
 	}
+	if (!monitor_start())
+	{
+		log_msg("error", "startup", "could not start the monitor thread");
+		pool_shutdown();
+		vault_shutdown();
+		return 1;
+	}
 	if (!server_start(err, sizeof(err)))
 	{
 		log_msg("error", "startup", err);
+		monitor_stop();
 		pool_shutdown();
 		vault_shutdown();
 		return 1;
@@ -119,12 +128,14 @@ main(int argc, char **argv)
 			continue;
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
-		log_msg("info", "signal", "SIGHUP ignored: configuration is read at start only");
+		log_msg("info", "signal", "SIGHUP: reloading the credentials (the configuration is read at start only)");
+		monitor_wake();
 	}
 
 	log_event("info", "stopping", json_pack("{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
 	drain();
 	server_stop();
+	monitor_stop();
 	pool_shutdown();
 	vault_shutdown();
 	curl_global_cleanup();

@@ -3,8 +3,9 @@
  *    Prometheus text exposition for GET /metrics: requests and latency
  *    histograms per route, method and status (fixed arrays of atomic
  *    counters, so the hot path takes no lock), labelled counters for rarer
- *    events (Vault and database errors, lease renewals), and the pool's
- *    gauges, read when scraped.
+ *    events (Vault and database errors, lease renewals), and the gauges
+ *    the handler gathers when scraped.  A leaf: route labels are given to
+ *    it at start, gauges with each rendering.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -22,7 +23,7 @@ static const char *const method_names[N_METHODS] =
 {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "other"};
 
 /* The statuses this service answers; anything else counts as "other". */
-static const int statuses[] = {200, 201, 400, 401, 403, 404, 405, 413, 500, 502, 503, 504, 0};
+static const int statuses[] = {200, 201, 400, 401, 403, 404, 405, 413, 429, 500, 502, 503, 504, 0};
 #define N_STATUSES ((int) (sizeof(statuses) / sizeof(statuses[0])))
 
 /* Upper bounds in microseconds; the last bucket is +Inf. */
@@ -50,6 +51,66 @@ typedef struct Counter
 
 static Counter *counters;
 static pthread_mutex_t counters_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Statements run, by name: the names are the callers' static strings,
+ * each claiming a slot the first time (lock-free, so the hot path takes
+ * no lock). */
+#define MAX_STATEMENTS	32
+static struct
+{
+	const char *name;
+	uint64_t	count;
+}			statements_run[MAX_STATEMENTS];
+
+void
+metrics_statement(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < MAX_STATEMENTS; i++)
+	{
+		const char *have = __atomic_load_n(&statements_run[i].name, __ATOMIC_ACQUIRE);
+
+		if (have == NULL)
+		{
+			const char *expected = NULL;
+
+			if (!__atomic_compare_exchange_n(&statements_run[i].name, &expected, name, false,
+											 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				have = expected;
+			else
+				have = name;
+		}
+		if (have == name)
+		{
+			__atomic_fetch_add(&statements_run[i].count, 1, __ATOMIC_RELAXED);
+			return;
+		}
+	}
+}
+
+static const char *const *route_labels;
+static int	n_route_labels;
+static int	inflight;
+
+void
+metrics_set_routes(const char *const *labels, int n)
+{
+	route_labels = labels;
+	n_route_labels = n < MAX_ROUTES ? n : MAX_ROUTES;
+}
+
+void
+metrics_inflight_add(int delta)
+{
+	__atomic_add_fetch(&inflight, delta, __ATOMIC_RELAXED);
+}
+
+int
+metrics_inflight(void)
+{
+	return __atomic_load_n(&inflight, __ATOMIC_RELAXED);
+}
 
 static int
 method_index(const char *m)
@@ -168,7 +229,7 @@ bprintf(Buf *b, const char *fmt,...)
 static const char *
 route_label(int r)
 {
-	return r < 0 ? "unmatched" : route_at(r)->pattern;
+	return r < 0 || r >= n_route_labels ? "unmatched" : route_labels[r];
 }
 
 static void
@@ -178,7 +239,7 @@ render_requests(Buf *b)
 				m,
 				s,
 				k;
-	int			nroutes = route_count();
+	int			nroutes = n_route_labels;
 
 	bprintf(b, "# HELP pgv_app_http_requests_total HTTP requests answered, by route, method and status.\n"
 			"# TYPE pgv_app_http_requests_total counter\n");
@@ -240,7 +301,9 @@ static const struct
 {
 	{"pgv_app_vault_errors_total", "Errors from Vault, seen through pg_vault (source=\"sql\") or by the app's own client (source=\"app\"), by kind."},
 	{"pgv_app_db_errors_total", "Database errors by kind: connect, connection_lost, pool_timeout, query."},
-	{"pgv_app_auth_failures_total", "Refused bearer credentials by reason (missing, invalid, forbidden, error)."},
+	{"pgv_app_auth_failures_total", "Refused bearer credentials by reason (missing, invalid, forbidden, limited, not_loaded)."},
+	{"pgv_app_auth_refreshes_total", "Loads of the credential set from Vault, by outcome (ok, failed)."},
+	{"pgv_app_unauthenticated_refused_total", "Requests refused because APP_MAX_UNAUTHENTICATED were in flight."},
 	{"pgv_app_vault_lease_events_total", "The app's Vault token and database-credential lease events."},
 };
 
@@ -264,10 +327,9 @@ render_counters(Buf *b)
 }
 
 char *
-metrics_render(size_t *len)
+metrics_render(const MetricsGauges *g, size_t *len)
 {
 	Buf			b = {0};
-	PoolStats	ps;
 
 	b.cap = 16384;
 	b.data = malloc(b.cap);
@@ -275,7 +337,16 @@ metrics_render(size_t *len)
 		return NULL;
 	render_requests(&b);
 	render_counters(&b);
-	pool_stats(&ps);
+	bprintf(&b, "# HELP pgv_app_db_statements_total Statements run, by name.\n"
+			"# TYPE pgv_app_db_statements_total counter\n");
+	for (int i = 0; i < MAX_STATEMENTS; i++)
+	{
+		const char *name = __atomic_load_n(&statements_run[i].name, __ATOMIC_ACQUIRE);
+
+		if (name != NULL)
+			bprintf(&b, "pgv_app_db_statements_total{statement=\"%s\"} %llu\n", name,
+					(unsigned long long) __atomic_load_n(&statements_run[i].count, __ATOMIC_RELAXED));
+	}
 	bprintf(&b, "# HELP pgv_app_db_pool_size Connections the pool may open.\n"
 			"# TYPE pgv_app_db_pool_size gauge\npgv_app_db_pool_size %d\n"
 			"# HELP pgv_app_db_pool_open Connections open now.\n"
@@ -285,8 +356,11 @@ metrics_render(size_t *len)
 			"# HELP pgv_app_db_pool_waiting Requests waiting for a connection now.\n"
 			"# TYPE pgv_app_db_pool_waiting gauge\npgv_app_db_pool_waiting %d\n"
 			"# HELP pgv_app_http_requests_in_flight Requests being served now.\n"
-			"# TYPE pgv_app_http_requests_in_flight gauge\npgv_app_http_requests_in_flight %d\n",
-			ps.size, ps.open, ps.in_use, ps.waiting, server_inflight());
+			"# TYPE pgv_app_http_requests_in_flight gauge\npgv_app_http_requests_in_flight %d\n"
+			"# HELP pgv_app_auth_credentials Bearer credentials in the set loaded from Vault.\n"
+			"# TYPE pgv_app_auth_credentials gauge\npgv_app_auth_credentials %d\n",
+			g->pool_size, g->pool_open, g->pool_in_use, g->pool_waiting, metrics_inflight(),
+			g->credentials);
 	if (b.failed)
 	{
 		free(b.data);

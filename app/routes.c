@@ -13,6 +13,7 @@
 static const AppRoute routes[] =
 {
 	{"GET", "/health", SCOPE_NONE, h_health},
+	{"GET", "/ready", SCOPE_NONE, h_ready},
 	{"GET", "/metrics", SCOPE_NONE, h_metrics},
 	{"GET", "/api/secret", SCOPE_READ, h_secret},
 	{"GET", "/api/config", SCOPE_READ, h_config},

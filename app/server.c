@@ -2,11 +2,20 @@
  * server.c
  *    The HTTP side: libmicrohttpd with a thread per connection (a handler
  *    may block on the database; other connections go on), keep-alive, and
- *    TCP_NODELAY on every accepted socket.  Per request it gathers the body
- *    (64 KiB at most), finds the route, checks the credential's scope, runs
- *    the handler, and sends the JSON answer with the request id; then one
- *    log line and the metrics.  Draining on shutdown counts requests from
- *    their first byte to their completion.
+ *    TCP_NODELAY on every accepted socket.  Per request it finds the route
+ *    and, as soon as the headers are in and before any byte of the body is
+ *    read, checks the credential: the client address's failure budget
+ *    (429), then the credential itself against the set in memory (401,
+ *    403).  Only then does it gather the body (64 KiB at most), run the
+ *    handler and send the JSON answer with the request id; then one log
+ *    line and the metrics.
+ *
+ *    Unauthenticated work (requests to routes that need no credential,
+ *    unknown paths, wrong methods) is capped at APP_MAX_UNAUTHENTICATED
+ *    in flight: beyond, 503 with Retry-After.  A request that needs a
+ *    credential is no such work: it is checked (or refused) at once.
+ *    Draining on shutdown counts requests from their first byte to their
+ *    completion.
  */
 #include <netdb.h>
 #include <netinet/in.h>
@@ -27,126 +36,11 @@
 
 static struct MHD_Daemon *daemon_handle;
 static MHD_socket quiesced_fd = MHD_INVALID_SOCKET;
-static int	inflight;
+static int	unauthenticated;
 static bool draining;
+static const char **route_labels;
 static uint32_t id_prefix;
 static uint64_t id_counter;
-
-uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000u + ts.tv_nsec / 1000;
-}
-
-const char *
-req_header(AppRequest *req, const char *name)
-{
-	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-const char *
-req_query(AppRequest *req, const char *name)
-{
-	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-typedef struct QueryCheck
-{
-	const char *const *names;
-	bool		ok;
-} QueryCheck;
-
-static enum MHD_Result
-check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	QueryCheck *qc = cls;
-	const char *const *n;
-
-	for (n = qc->names; *n; n++)
-		if (strcmp(*n, key) == 0)
-			return MHD_YES;
-	qc->ok = false;
-	return MHD_NO;
-}
-
-/* True when every query argument is one of names (NULL-terminated). */
-bool
-req_query_only(AppRequest *req, const char *const *names)
-{
-	QueryCheck	qc = {names, true};
-
-	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
-	return qc.ok;
-}
-
-/* ---- answers ---- */
-
-static void
-set_answer(AppRequest *req, int status, char *out, size_t len, const char *ctype,
-		   void (*out_free) (void *))
-{
-	if (req->answered)
-	{
-		if (out != NULL)
-			out_free(out);
-		return;
-	}
-	req->answered = true;
-	req->status = status;
-	req->out = out;
-	req->out_len = len;
-	req->out_free = out_free;
-	req->content_type = ctype;
-}
-
-void
-reply_json(AppRequest *req, int status, json_t *body)
-{
-	char	   *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-
-	json_decref(body);
-	if (text == NULL)
-	{
-		/* Out of memory building the answer: a fixed one will do. */
-		text = strdup("{\"error\":\"internal error\"}");
-		req->log_error = "could not build the answer";
-		set_answer(req, 500, text, text ? strlen(text) : 0, "application/json", free);
-		return;
-	}
-	set_answer(req, status, text, strlen(text), "application/json", json_wipe_free);
-}
-
-void
-reply_error(AppRequest *req, int status, const char *message)
-{
-	reply_json(req, status, json_pack("{s:s}", "error", message));
-}
-
-/* A 500 says only that, and the request id the log line carries. */
-void
-reply_internal(AppRequest *req, const char *why)
-{
-	req->log_error = why;
-	reply_json(req, 500, json_pack("{s:s, s:s}", "error", "internal error",
-								   "request_id", req->id));
-}
-
-void
-reply_unavailable(AppRequest *req, const char *what, const char *why)
-{
-	req->log_error = why;
-	reply_json(req, 503, json_pack("{s:s, s:s}", "error", what, "request_id", req->id));
-}
-
-/* text is taken over (malloc'ed). */
-void
-reply_text(AppRequest *req, int status, char *text, size_t len, const char *content_type)
-{
-	set_answer(req, status, text, len, content_type, free);
-}
 
 /* ---- the request cycle ---- */
 
@@ -155,7 +49,7 @@ log_request(AppRequest *req, uint64_t elapsed_us)
 {
 	json_t	   *f;
 
-	if (!app_config.log_requests && req->status < 500)
+	if (req->quiet || (!app_config.log_requests && req->status < 500))
 		return;
 	f = json_pack("{s:s, s:s, s:s, s:i, s:f}",
 				  "request_id", req->id,
@@ -196,7 +90,14 @@ send_answer(AppRequest *req)
 								"Bearer realm=\"pg-vault-app\"");
 	if (req->status == 405 && req->allow[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
-	if (__atomic_load_n(&draining, __ATOMIC_RELAXED) || req->too_large)
+	if (req->retry_after > 0)
+	{
+		char		ra[16];
+
+		snprintf(ra, sizeof(ra), "%d", req->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
+	if (__atomic_load_n(&draining, __ATOMIC_RELAXED) || req->too_large || req->close)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(req->conn, req->status, resp);
 	MHD_destroy_response(resp);
@@ -229,9 +130,118 @@ dispatch(AppRequest *req, const char *url)
 		reply_error(req, 413, "request body too large");
 		return;
 	}
-	if (r->scope != SCOPE_NONE && !auth_check(req, r->scope))
-		return;
 	r->handler(req);
+}
+
+static void
+count_refusal(const char *reason)
+{
+	char		labels[48];
+
+	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+	metrics_count("pgv_app_auth_failures_total", labels);
+}
+
+static void
+unauthenticated_done(AppRequest *req)
+{
+	if (req->unauthenticated)
+	{
+		req->unauthenticated = false;
+		__atomic_sub_fetch(&unauthenticated, 1, __ATOMIC_RELAXED);
+	}
+}
+
+/*
+ * Count the request as unauthenticated work; false (answered 503) when
+ * APP_MAX_UNAUTHENTICATED are in flight already.
+ */
+static bool
+unauthenticated_begin(AppRequest *req)
+{
+	int			n = __atomic_add_fetch(&unauthenticated, 1, __ATOMIC_RELAXED);
+
+	req->unauthenticated = true;
+	if (n <= app_config.max_unauthenticated)
+		return true;
+	unauthenticated_done(req);
+	metrics_count("pgv_app_unauthenticated_refused_total", "reason=\"cap\"");
+	req->retry_after = 1;
+	req->close = true;
+	req->quiet = true;
+	reply_error(req, 503, "server busy");
+	return false;
+}
+
+/*
+ * The credential check, at the headers: true when the request may go on.
+ * Otherwise it has been answered: 429 for an address out of tries, 401,
+ * 403, or 503 before the credential set was ever loaded.
+ */
+static bool
+authenticate(AppRequest *req, const AppRoute *r)
+{
+	const union MHD_ConnectionInfo *ci;
+	RateKey		key;
+	bool		keyed;
+	int			wait;
+	AuthResult	ar;
+
+	ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	keyed = ci != NULL && ratelimit_key(ci->client_addr, &key);
+	if (keyed && (wait = ratelimit_check(&key)) > 0)
+	{
+		int64_t		delay_ms = (int64_t) wait * 1000;
+
+		count_refusal("limited");
+		req->retry_after = wait;
+		req->quiet = true;
+		reply_error(req, 429, "too many failed authentications");
+		/*
+		 * Held back before it is sent: a client that waits for answers
+		 * (as any HTTP/1.1 client does, one request at a time per
+		 * connection) then makes at most one request per connection per
+		 * APP_AUTH_LIMITED_DELAY_MS, and a sleeping thread costs nothing.
+		 */
+		if (delay_ms > app_config.auth_limited_delay_ms)
+			delay_ms = app_config.auth_limited_delay_ms;
+		if (delay_ms > 0 && !__atomic_load_n(&draining, __ATOMIC_RELAXED))
+			usleep((useconds_t) delay_ms * 1000);
+		return false;
+	}
+	ar = auth_check(req_header(req, MHD_HTTP_HEADER_AUTHORIZATION), r->scope,
+					req->client, sizeof(req->client));
+	switch (ar)
+	{
+		case AUTH_OK:
+			return true;
+		case AUTH_FORBIDDEN:
+			count_refusal("forbidden");
+			reply_json(req, 403, json_pack("{s:s, s:s}", "error", "insufficient scope",
+										   "required_scope", auth_scope_name(r->scope)));
+			return false;
+		case AUTH_NOT_LOADED:
+			count_refusal("not_loaded");
+			req->retry_after = 1;
+			reply_unavailable(req, "credentials unavailable", "the credential set is not loaded yet");
+			return false;
+		case AUTH_MISSING:
+		case AUTH_INVALID:
+			break;
+	}
+	count_refusal(ar == AUTH_MISSING ? "missing" : "invalid");
+	if (keyed && ratelimit_fail(&key))
+	{
+		char		addr[64];
+
+		ratelimit_key_text(&key, addr, sizeof(addr));
+		log_event("warning", "auth_rate_limited",
+				  json_pack("{s:s, s:s}", "client_address", addr, "message",
+							"failed authentications over the limit: answered 429 until a try is back"));
+	}
+	req->www_authenticate = true;
+	reply_error(req, 401, ar == AUTH_MISSING ? "missing bearer credential" : "invalid credential");
+	return false;
 }
 
 static enum MHD_Result
@@ -258,7 +268,24 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		req->route = route_find(method, url, req->param, sizeof(req->param),
 								req->allow, sizeof(req->allow));
 		*req_cls = req;
-		__atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
+		metrics_inflight_add(1);
+
+		/*
+		 * A route that needs a credential has it checked here and now, at
+		 * the cost of one digest; any other request is work done for
+		 * nobody in particular, and counted as such until it ends.
+		 */
+		if (req->route >= 0 && route_at(req->route)->scope != SCOPE_NONE)
+		{
+			if (!authenticate(req, route_at(req->route)))
+				return send_answer(req);
+		}
+		else if (!unauthenticated_begin(req))
+		{
+			if (req->route < 0)
+				req->route = -1;
+			return send_answer(req);
+		}
 
 		/* A declared body over the limit is refused before it is sent. */
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -317,9 +344,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	}
 	if (req->out != NULL)
 		req->out_free(req->out);
+	unauthenticated_done(req);
 	free(req);
 	*req_cls = NULL;
-	__atomic_sub_fetch(&inflight, 1, __ATOMIC_RELAXED);
+	metrics_inflight_add(-1);
 }
 
 /*
@@ -365,6 +393,16 @@ server_start(char *err, size_t errlen)
 
 	if (getrandom(&id_prefix, sizeof(id_prefix), 0) != sizeof(id_prefix))
 		id_prefix = (uint32_t) time(NULL) ^ (uint32_t) getpid();
+	route_labels = calloc(route_count(), sizeof(char *));
+	if (route_labels == NULL)
+	{
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	for (int i = 0; i < route_count(); i++)
+		route_labels[i] = route_at(i)->pattern;
+	metrics_set_routes(route_labels, route_count());
+	ratelimit_init(app_config.auth_fail_burst, app_config.auth_fail_per_minute);
 
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -379,8 +417,9 @@ server_start(char *err, size_t errlen)
 	}
 	flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 		MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	/* [::] takes IPv4 too (as ::ffff:a.b.c.d), any other IPv6 address only IPv6 */
 	if (ai->ai_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+		flags |= strcmp(app_config.listen_host, "::") == 0 ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
 	daemon_handle = MHD_start_daemon(flags, app_config.listen_port, NULL, NULL,
 									 on_request, NULL,
 									 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
@@ -424,7 +463,7 @@ server_quiesce(void)
 int
 server_inflight(void)
 {
-	return __atomic_load_n(&inflight, __ATOMIC_RELAXED);
+	return metrics_inflight();
 }
 
 void

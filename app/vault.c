@@ -12,6 +12,13 @@
  *    are revoked.  Everything else the app does with Vault goes through
  *    pg_vault in SQL.
  *
+ *    The rules it shares with the extension come from src/common
+ *    (vault_client.h): paths are escaped segment by segment, failures are
+ *    retried as Vault's own client does (VAULT_MAX_RETRIES times, with
+ *    jittered backoff that honours Retry-After), leases and tokens are
+ *    renewed or replaced on the same schedule, and the secret_id file is
+ *    read by the same rules.  Lease ids go in request bodies.
+ *
  *    Tokens, secret_ids and passwords are never logged; the buffers that
  *    held them are wiped.
  */
@@ -21,12 +28,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "app.h"
+#include "vault_client.h"
 #include "vault_common.h"
 
 #define MAX_RESPONSE	(1024 * 1024)
@@ -38,17 +47,10 @@ static pthread_mutex_t curl_lock = PTHREAD_MUTEX_INITIALIZER;
 /* The token and the lease; owned by the maintenance thread once started. */
 static char token[1024];
 static bool token_from_login;
-static bool token_renewable;
-static long token_ttl;			/* seconds granted at login or the last renewal */
-static uint64_t token_expires;	/* monotonic microseconds; 0: no expiry */
-static uint64_t token_next;		/* next renewal or login */
-static bool token_relogin;		/* the next action is a login */
+static VcSchedule token_sched;	/* replace: the next action is a login */
 
 static char lease_id[512];
-static long lease_ttl;
-static uint64_t lease_expires;
-static uint64_t lease_next;
-static bool lease_replace;		/* the next action is new credentials */
+static VcSchedule lease_sched;	/* replace: the next action is new credentials */
 
 static pthread_t thread;
 static bool thread_started;
@@ -107,12 +109,7 @@ on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 bool
 vault_client_init(char *err, size_t errlen)
 {
-	pthread_condattr_t attr;
-
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&stop_cond, &attr);
-	pthread_condattr_destroy(&attr);
+	cond_init_monotonic(&stop_cond);
 	curl = curl_easy_init();
 	if (curl == NULL)
 	{
@@ -161,31 +158,49 @@ free_headers(struct curl_slist *list)
 	curl_slist_free_all(list);
 }
 
-long
-vault_call(const char *method, const char *path, json_t *body, const char *tok,
-		   json_t **out)
+typedef struct Attempt
 {
-	char		url[2048];
-	char	   *payload = NULL;
-	struct curl_slist *headers = NULL;
-	Buf			buf = {0};
-	CURLcode	rc;
-	long		status = 0;
+	VcTransport transport;
+	long		status;
+	long		retry_after_ms;
+	bool		node_not_active;
+} Attempt;
 
-	if (out != NULL)
-		*out = NULL;
-	snprintf(url, sizeof(url), "%s/v1/%s", app_config.vault_addr, path);
-	headers = curl_slist_append(NULL, "X-Vault-Request: true");
-	if (headers != NULL)
-		headers = append_header(headers, "Content-Type", "application/json");
-	if (headers != NULL && tok != NULL)
-		headers = append_header(headers, "X-Vault-Token", tok);
-	if (headers != NULL && app_config.vault_namespace != NULL)
-		headers = append_header(headers, "X-Vault-Namespace", app_config.vault_namespace);
-	if (headers == NULL)
-		return 0;
-	if (body != NULL)
-		payload = json_dumps(body, JSON_COMPACT);
+static VcTransport
+transport_of(CURLcode rc)
+{
+	switch (rc)
+	{
+		case CURLE_COULDNT_CONNECT:
+		case CURLE_COULDNT_RESOLVE_HOST:
+		case CURLE_COULDNT_RESOLVE_PROXY:
+			return VC_TRANSPORT_CONNECT;
+		case CURLE_OPERATION_TIMEDOUT:
+			return VC_TRANSPORT_TIMEOUT;
+		case CURLE_SEND_ERROR:
+		case CURLE_RECV_ERROR:
+		case CURLE_GOT_NOTHING:
+		case CURLE_PARTIAL_FILE:
+			return VC_TRANSPORT_LOST;
+		default:
+			return VC_TRANSPORT_OTHER;
+	}
+}
+
+/* One attempt; the body read goes to buf (emptied first). */
+static void
+perform(const char *url, const char *method, const char *payload,
+		struct curl_slist *headers, Buf *buf, Attempt *at)
+{
+	CURLcode	rc;
+	struct curl_header *h = NULL;
+
+	if (buf->data != NULL)
+		explicit_bzero(buf->data, buf->cap);
+	buf->len = 0;
+	buf->overflow = false;
+	memset(at, 0, sizeof(*at));
+	at->retry_after_ms = -1;
 
 	pthread_mutex_lock(&curl_lock);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
@@ -200,19 +215,83 @@ vault_call(const char *method, const char *path, json_t *body, const char *tok,
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long) strlen(send));
 	}
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &buf);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, buf);
 	rc = curl_easy_perform(curl);
 	if (rc == CURLE_OK)
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	{
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &at->status);
+		if (curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
+			h != NULL)
+			at->retry_after_ms = vc_retry_after_ms(h->value);
+	}
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, NULL);
 	pthread_mutex_unlock(&curl_lock);
 
+	if (rc != CURLE_OK)
+		at->transport = buf->overflow ? VC_TRANSPORT_OTHER : transport_of(rc);
+	else
+		at->transport = VC_TRANSPORT_OK;
+	/* OpenBao on raft says so for a moment after every unseal or restart. */
+	at->node_not_active = at->status == 500 && buf->data != NULL &&
+		strstr(buf->data, "local node not active") != NULL;
+}
+
+static double
+unit_random(void)
+{
+	uint32_t	r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint32_t) now_us();
+	return r / 4294967296.0;
+}
+
+/* The call, retried; idempotent: running it twice has no more effect. */
+static long
+vault_request(const char *method, const char *path, json_t *body, const char *tok,
+			  bool idempotent, json_t **out)
+{
+	char		url[2048];
+	char	   *payload = NULL;
+	struct curl_slist *headers = NULL;
+	Buf			buf = {0};
+	Attempt		at = {0};
+	long		status = 0;
+	int			attempt;
+
+	if (out != NULL)
+		*out = NULL;
+	if (vc_build_url(app_config.vault_addr, path, url, sizeof(url)) < 0)
+	{
+		log_msg("error", "vault", "a Vault path is empty, too long, or has an empty, \".\" or \"..\" segment");
+		return 0;
+	}
+	headers = curl_slist_append(NULL, "X-Vault-Request: true");
+	if (headers != NULL)
+		headers = append_header(headers, "Content-Type", "application/json");
+	if (headers != NULL && tok != NULL)
+		headers = append_header(headers, "X-Vault-Token", tok);
+	if (headers != NULL && app_config.vault_namespace != NULL)
+		headers = append_header(headers, "X-Vault-Namespace", app_config.vault_namespace);
+	if (headers == NULL)
+		return 0;
+	if (body != NULL)
+		payload = json_dumps(body, JSON_COMPACT);
+
+	for (attempt = 0;; attempt++)
+	{
+		perform(url, method, payload, headers, &buf, &at);
+		if (attempt >= app_config.vault_max_retries ||
+			!vc_should_retry(at.transport, at.status, at.node_not_active, idempotent))
+			break;
+		usleep((useconds_t) vc_backoff_ms(attempt, at.retry_after_ms, unit_random()) * 1000);
+	}
+
 	free_headers(headers);
 	if (payload != NULL)
 		json_wipe_free(payload);
-	if (rc != CURLE_OK || buf.overflow)
-		status = 0;
+	status = at.transport == VC_TRANSPORT_OK ? at.status : 0;
 	if (status != 0 && out != NULL && buf.len > 0)
 		*out = json_loadb(buf.data, buf.len, 0, NULL);
 	if (buf.data != NULL)
@@ -223,53 +302,14 @@ vault_call(const char *method, const char *path, json_t *body, const char *tok,
 	return status;
 }
 
+long
+vault_call(const char *method, const char *path, json_t *body, const char *tok,
+		   json_t **out)
+{
+	return vault_request(method, path, body, tok, strcmp(method, "POST") != 0, out);
+}
+
 /* ---- token ---- */
-
-static bool
-read_secret_file(const char *path, char *dst, size_t len)
-{
-	int			fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t		n;
-	size_t		got = 0;
-
-	if (fd < 0)
-		return false;
-	while (got < len - 1 && (n = read(fd, dst + got, len - 1 - got)) > 0)
-		got += n;
-	close(fd);
-	dst[got] = '\0';
-	while (got > 0 && (dst[got - 1] == '\n' || dst[got - 1] == '\r' ||
-					   dst[got - 1] == ' ' || dst[got - 1] == '\t'))
-		dst[--got] = '\0';
-	return got > 0;
-}
-
-static void
-schedule_token(long granted, long asked)
-{
-	uint64_t	now = now_us();
-
-	token_ttl = granted;
-	if (granted <= 0)
-	{
-		token_expires = 0;
-		token_next = 0;
-		return;
-	}
-	token_expires = now + (uint64_t) granted * 1000000u;
-	token_next = now + (uint64_t) granted * 1000000u * 2 / 3;
-	token_relogin = !token_renewable;
-	/*
-	 * Granted less than asked: the token is within one TTL of its max TTL
-	 * and cannot be kept; replace it now, while it can still revoke itself
-	 * and its lease (TTLs are whole seconds: waiting longer risks that).
-	 */
-	if (asked > 0 && granted < asked)
-	{
-		token_relogin = true;
-		token_next = now;
-	}
-}
 
 /* AppRole login; the new token replaces the current one. */
 static bool
@@ -283,17 +323,23 @@ login(void)
 	json_int_t	ttl = 0;
 	int			renewable = 0;
 	long		status;
+	VcFileStatus fs;
 
-	if (!read_secret_file(app_config.vault_secret_id_file, secret_id, sizeof(secret_id)))
+	fs = vc_read_secret_file(app_config.vault_secret_id_file, secret_id, sizeof(secret_id), NULL);
+	if (fs != VC_FILE_OK)
 	{
-		log_event("error", "vault_login_failed",
-				  json_pack("{s:s}", "message", "cannot read the file named by VAULT_SECRET_ID_FILE"));
+		char		msg[160];
+
+		snprintf(msg, sizeof(msg), "the file named by VAULT_SECRET_ID_FILE %s",
+				 vc_file_status_message(fs));
+		log_event("error", "vault_login_failed", json_pack("{s:s}", "message", msg));
 		return false;
 	}
 	body = json_pack("{s:s, s:s}", "role_id", app_config.vault_role_id, "secret_id", secret_id);
 	explicit_bzero(secret_id, sizeof(secret_id));
 	snprintf(path, sizeof(path), "auth/%s/login", app_config.approle_mount);
-	status = body ? vault_call("POST", path, body, NULL, &resp) : 0;
+	/* not idempotent: a login Vault acted on used up one of the secret_id's uses */
+	status = body ? vault_request("POST", path, body, NULL, false, &resp) : 0;
 	json_decref(body);
 	if (status != 200 || resp == NULL ||
 		json_unpack(resp, "{s:{s:s, s:I, s:b}}", "auth", "client_token", &t,
@@ -308,8 +354,7 @@ login(void)
 	snprintf(token, sizeof(token), "%s", t);
 	json_decref(resp);
 	token_from_login = true;
-	token_renewable = renewable;
-	schedule_token((long) ttl, 0);
+	vc_schedule_granted(&token_sched, now_us(), (long) ttl, 0, renewable);
 	lease_event("login");
 	log_event("info", "vault_login", json_pack("{s:I}", "token_ttl_s", ttl));
 	return true;
@@ -336,24 +381,26 @@ lookup_given_token(void)
 	}
 	renewable = json_is_true(json_object_get(json_object_get(resp, "data"), "renewable"));
 	json_decref(resp);
-	token_renewable = renewable;
-	schedule_token((long) ttl, 0);
+	vc_schedule_granted(&token_sched, now_us(), (long) ttl, 0, renewable);
 	return true;
 }
 
 static bool
 renew_token(void)
 {
-	json_t	   *body = json_pack("{s:I}", "increment", (json_int_t) token_ttl);
+	json_t	   *body = json_pack("{s:I}", "increment", (json_int_t) token_sched.ttl_s);
 	json_t	   *resp = NULL;
 	json_int_t	ttl = 0;
-	long		asked = token_ttl;
+	int			renewable = 1;
+	long		asked = token_sched.ttl_s;
 	long		status;
 
-	status = vault_call("POST", "auth/token/renew-self", body, token, &resp);
+	/* renewing twice does no harm */
+	status = vault_request("POST", "auth/token/renew-self", body, token, true, &resp);
 	json_decref(body);
 	if (status != 200 || resp == NULL ||
-		json_unpack(resp, "{s:{s:I}}", "auth", "lease_duration", &ttl) != 0)
+		json_unpack(resp, "{s:{s:I, s?b}}", "auth", "lease_duration", &ttl,
+					"renewable", &renewable) != 0)
 	{
 		json_decref(resp);
 		vault_event("warning", "vault_token_renew_failed", "could not renew the Vault token", status);
@@ -361,7 +408,7 @@ renew_token(void)
 		return false;
 	}
 	json_decref(resp);
-	schedule_token((long) ttl, asked);
+	vc_schedule_granted(&token_sched, now_us(), (long) ttl, asked, renewable);
 	lease_event("token_renewed");
 	return true;
 }
@@ -369,7 +416,7 @@ renew_token(void)
 static bool
 revoke_token(const char *tok)
 {
-	long		status = vault_call("POST", "auth/token/revoke-self", NULL, tok, NULL);
+	long		status = vault_request("POST", "auth/token/revoke-self", NULL, tok, true, NULL);
 
 	if (status == 204 || status == 200)
 	{
@@ -381,23 +428,6 @@ revoke_token(const char *tok)
 }
 
 /* ---- database credentials ---- */
-
-static void
-schedule_lease(long granted, long asked)
-{
-	uint64_t	now = now_us();
-
-	lease_ttl = granted > 0 ? granted : lease_ttl;
-	lease_expires = granted > 0 ? now + (uint64_t) granted * 1000000u : 0;
-	lease_next = granted > 0 ? now + (uint64_t) granted * 1000000u * 2 / 3 : 0;
-	lease_replace = false;
-	/* capped by the role's max_ttl: this lease ends soon; take new credentials */
-	if (asked > 0 && granted < asked)
-	{
-		lease_replace = true;
-		lease_next = now;
-	}
-}
 
 /*
  * New credentials for the pool.  The previous lease, if any, is copied to
@@ -417,7 +447,8 @@ new_credentials(char *old, unsigned *gen)
 	long		status;
 
 	snprintf(path, sizeof(path), "%s/creds/%s", app_config.db_mount, app_config.db_role);
-	status = vault_call("GET", path, NULL, token, &resp);
+	/* not idempotent: each read creates a database user */
+	status = vault_request("GET", path, NULL, token, false, &resp);
 	if (status != 200 || resp == NULL ||
 		json_unpack(resp, "{s:s, s:I, s:{s:s, s:s}}", "lease_id", &id,
 					"lease_duration", &ttl,
@@ -435,9 +466,7 @@ new_credentials(char *old, unsigned *gen)
 	snprintf(lease_id, sizeof(lease_id), "%s", id);
 	*gen = pool_set_credentials(user, password);
 	json_decref(resp);
-	schedule_lease((long) ttl, 0);
-	if (!renewable)
-		lease_replace = true;
+	vc_schedule_granted(&lease_sched, now_us(), (long) ttl, 0, renewable);
 	lease_event("credentials_issued");
 	log_event("info", "db_credentials", json_pack("{s:I, s:b}", "lease_ttl_s", ttl,
 												 "renewable", renewable));
@@ -456,11 +485,11 @@ wait_retired(unsigned gen)
 static void
 revoke_lease(const char *id)
 {
-	char		path[600];
+	json_t	   *body = json_pack("{s:s}", "lease_id", id);
 	long		status;
 
-	snprintf(path, sizeof(path), "sys/leases/revoke/%s", id);
-	status = vault_call("PUT", path, NULL, token, NULL);
+	status = body ? vault_request("PUT", "sys/leases/revoke", body, token, true, NULL) : 0;
+	json_decref(body);
 	if (status == 204 || status == 200)
 	{
 		lease_event("lease_revoked");
@@ -468,7 +497,7 @@ revoke_lease(const char *id)
 	}
 	else
 		vault_event("warning", "lease_revoke_failed",
-					"could not revoke a database lease (the token's policy needs update on sys/leases/revoke/<mount>/creds/<role>/*)",
+					"could not revoke a database lease (the token's policy needs update on sys/leases/revoke)",
 					status);
 }
 
@@ -476,16 +505,17 @@ static bool
 renew_lease(void)
 {
 	json_t	   *body = json_pack("{s:s, s:I}", "lease_id", lease_id, "increment",
-								 (json_int_t) lease_ttl);
+								 (json_int_t) lease_sched.ttl_s);
 	json_t	   *resp = NULL;
 	json_int_t	ttl = 0;
-	long		asked = lease_ttl;
+	int			renewable = 1;
+	long		asked = lease_sched.ttl_s;
 	long		status;
 
-	status = vault_call("PUT", "sys/leases/renew", body, token, &resp);
+	status = vault_request("PUT", "sys/leases/renew", body, token, true, &resp);
 	json_decref(body);
 	if (status != 200 || resp == NULL ||
-		json_unpack(resp, "{s:I}", "lease_duration", &ttl) != 0)
+		json_unpack(resp, "{s:I, s?b}", "lease_duration", &ttl, "renewable", &renewable) != 0)
 	{
 		json_decref(resp);
 		vault_event("warning", "lease_renew_failed", "could not renew the database lease", status);
@@ -493,7 +523,7 @@ renew_lease(void)
 		return false;
 	}
 	json_decref(resp);
-	schedule_lease((long) ttl, asked);
+	vc_schedule_granted(&lease_sched, now_us(), (long) ttl, asked, renewable);
 	lease_event("lease_renewed");
 	return true;
 }
@@ -529,28 +559,16 @@ sleep_until(uint64_t when)
 	return !stop;
 }
 
-/* A failed step is tried again soon, but never after what it protects ends. */
-static uint64_t
-retry_at(uint64_t expires)
-{
-	uint64_t	now = now_us();
-	uint64_t	at = now + RETRY_US;
-
-	if (expires > now && expires - now < 2 * RETRY_US)
-		at = now + (expires - now) / 2;
-	return at;
-}
-
 static void
 token_step(void)
 {
 	char		old[sizeof(token)];
 
-	if (!token_relogin && renew_token())
+	if (!token_sched.replace && renew_token())
 		return;
 	if (!token_from_login)
 	{
-		token_next = retry_at(token_expires);
+		token_sched.next_us = vc_schedule_retry(now_us(), token_sched.expires_us, RETRY_US);
 		return;
 	}
 	/*
@@ -563,7 +581,7 @@ token_step(void)
 	{
 		memcpy(token, old, sizeof(token));
 		explicit_bzero(old, sizeof(old));
-		token_next = retry_at(token_expires);
+		token_sched.next_us = vc_schedule_retry(now_us(), token_sched.expires_us, RETRY_US);
 		return;
 	}
 	if (app_config.db_role != NULL)
@@ -573,7 +591,7 @@ token_step(void)
 		if (new_credentials(NULL, &gen))
 			wait_retired(gen);
 		else
-			lease_next = now_us();
+			lease_sched.next_us = now_us();
 	}
 	revoke_token(old);
 	explicit_bzero(old, sizeof(old));
@@ -585,11 +603,11 @@ lease_step(void)
 	char		old[sizeof(lease_id)];
 	unsigned	gen;
 
-	if (!lease_replace && renew_lease())
+	if (!lease_sched.replace && renew_lease())
 		return;
 	if (!new_credentials(old, &gen))
 	{
-		lease_next = retry_at(lease_expires);
+		lease_sched.next_us = vc_schedule_retry(now_us(), lease_sched.expires_us, RETRY_US);
 		return;
 	}
 	wait_retired(gen);
@@ -604,15 +622,16 @@ maintenance(void *arg)
 	{
 		uint64_t	next = UINT64_MAX;
 
-		if (token_next != 0)
-			next = token_next;
-		if (app_config.db_role != NULL && lease_next != 0 && lease_next < next)
-			next = lease_next;
+		if (token_sched.next_us != 0)
+			next = token_sched.next_us;
+		if (app_config.db_role != NULL && lease_sched.next_us != 0 && lease_sched.next_us < next)
+			next = lease_sched.next_us;
 		if (!sleep_until(next))
 			break;
-		if (token_next != 0 && now_us() >= token_next)
+		if (token_sched.next_us != 0 && now_us() >= token_sched.next_us)
 			token_step();
-		if (app_config.db_role != NULL && lease_next != 0 && now_us() >= lease_next)
+		if (app_config.db_role != NULL && lease_sched.next_us != 0 &&
+			now_us() >= lease_sched.next_us)
 			lease_step();
 	}
 	return NULL;

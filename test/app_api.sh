@@ -2,10 +2,17 @@
 # app_api.sh: the companion app (app/pg-vault-app) end to end, with a
 # connection string for the database (app_dynamic_creds.sh covers Vault's
 # dynamic credentials).  Every endpoint and its error answers, the scopes
-# (401, 403), masking, the encrypted columns as PostgreSQL holds them,
-# Vault and database outages, the 500 shape, SIGTERM draining, APP_ENV,
-# credential revocation, a restart on the same data, and the logs searched
-# for the SSN, plaintexts and tokens used.
+# (401, 403), the failed-authentication limit (429 with Retry-After, per
+# address), the cap on unauthenticated work, masking, the encrypted
+# columns as PostgreSQL holds them, Vault and database outages seen by
+# /health (from the background check) and /ready (its own round trip),
+# the 500 shape, SIGTERM draining, APP_ENV with the per-environment
+# secrets and feature flags, credential revocation taking effect at the
+# next load (SIGHUP, and the timer), a restart on the same data, and the
+# logs searched for the SSN, plaintexts and tokens used.
+#
+# Nothing here measures time: a change the app notices in the background
+# is waited for by polling, with a generous bound.
 #
 # It runs on a database of its own (pg_vault_app_test) and, unless an
 # external Vault is in use, on an OpenBao instance of its own (bootstrapped
@@ -87,6 +94,20 @@ expect() {
 	fi
 }
 
+# await DESCRIPTION CODE EXPR METHOD PATH [TOKEN-NAME]: one test, passing
+# once a request answers CODE and EXPR (polled, for at most 60 s): for what
+# the app learns in the background.
+await() {
+	local desc=$1 code=$2 expr=$3 i
+	shift 3
+	for ((i = 0; i < 120; i++)); do
+		req "$@"
+		[ "$CODE" = "$code" ] && [ "$(jbody "$expr")" = True ] && break
+		sleep 0.5
+	done
+	expect "$desc" "$code" "$expr"
+}
+
 header() { # header NAME: the value of a response header
 	sed -n "s/^$1: *//Ip" "$HDRS" | tr -d '\r' | head -n 1
 }
@@ -108,7 +129,7 @@ vault_api() { # vault_api METHOD PATH [BODY]: against the suite's Vault
 		${3:+--data-binary "$3"} "$APP_VAULT_ADDR/v1/$2"
 }
 
-start_app() { pgv_start_app APP_DATABASE_URL="$APP_DSN" APP_DB_POOL_SIZE=2 "$@"; }
+start_app() { pgv_start_app APP_DATABASE_URL="$APP_DSN" APP_DB_POOL_SIZE=2 APP_HEALTH_INTERVAL=1 "$@"; }
 
 # ---- setup: database, Vault, credentials ----
 
@@ -154,7 +175,7 @@ pgv_check "the tool refuses unknown scopes" \
 
 pgv_check "bad configuration: exit status 2" \
 	bash -c "APP_ENV=bogus '$PGV_APP_BIN' >/dev/null 2>&1; [ \$? = 2 ]"
-start_app || { pgv_not_ok "app starts"; pgv_done; exit 1; }
+start_app APP_READY_INTERVAL_MS=0 || { pgv_not_ok "app starts"; pgv_done; exit 1; }
 pgv_ok "app starts and answers"
 
 # ---- unauthenticated endpoints ----
@@ -162,13 +183,24 @@ pgv_ok "app starts and answers"
 req GET /health
 expect "GET /health: 200 healthy, database and vault" 200 \
 	'd == {"status": "healthy", "database": "connected", "vault": "connected"}'
+req GET /ready
+expect "GET /ready: 200 ready, with the credentials loaded" 200 \
+	'd == {"status": "ready", "database": "connected", "vault": "connected", "credentials": "loaded"}'
 pgv_check "every answer carries X-Request-Id and is JSON" \
 	bash -c "grep -qi '^X-Request-Id: [0-9a-f]' '$HDRS' && grep -qi '^Content-Type: application/json' '$HDRS'"
+# /health answers from the monitor's state: requests to it run no statement.
+health_runs() { curl -s "$APP_URL/metrics" | awk '$1 == "pgv_app_db_statements_total{statement=\"pgv_health\"}" { print $2; f = 1 } END { if (!f) print 0 }'; }
+H0=$(health_runs)
+for i in $(seq 50); do curl -s -o /dev/null "$APP_URL/health"; done
+H1=$(health_runs)
+pgv_check "50 requests to /health run no 50 health checks ($H0 -> $H1: the monitor's alone)" \
+	bash -c "[ '$H0' -ge 1 ] && [ \$(($H1 - $H0)) -lt 50 ]"
 req GET /metrics
 pgv_check "GET /metrics: Prometheus text with requests, latency, pool" \
 	bash -c "[ '$CODE' = 200 ] && grep -q '^pgv_app_http_requests_total{route=\"/health\",method=\"GET\",status=\"200\"} [1-9]' '$OUT' &&
 		grep -q '^pgv_app_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\",status=\"200\",le=\"+Inf\"} [1-9]' '$OUT' &&
-		grep -q '^pgv_app_db_pool_in_use ' '$OUT' && grep -q '^# TYPE pgv_app_db_errors_total counter' '$OUT'"
+		grep -q '^pgv_app_db_pool_in_use ' '$OUT' && grep -q '^# TYPE pgv_app_db_errors_total counter' '$OUT' &&
+		grep -q '^pgv_app_auth_credentials [1-9]' '$OUT' && grep -q '^pgv_app_auth_refreshes_total{outcome=\"ok\"} [1-9]' '$OUT'"
 req GET /nowhere
 expect "unknown route: 404 JSON" 404 'd == {"error": "not found"}'
 req DELETE /api/users
@@ -212,8 +244,8 @@ DBPW=$(curl -s -H "X-Vault-Token: $VAULT_TOKEN" "$APP_VAULT_ADDR/v1/secret/data/
 pgv_check "GET /api/secret: the password is nowhere in the answer" \
 	bash -c "[ -n '$DBPW' ] && ! grep -qF -- '$DBPW' '$OUT'"
 req GET /api/config readonly
-expect "GET /api/config: api_configured and endpoint" 200 \
-	'd["api_configured"] is True and d["endpoint"].startswith("https://") and sorted(d) == ["api_configured", "endpoint"]'
+expect "GET /api/config without APP_ENV: api_configured, endpoint, no environment, no feature flags" 200 \
+	'd["api_configured"] is True and d["endpoint"].startswith("https://") and d["environment"] is None and d["features"] == {} and sorted(d) == ["api_configured", "endpoint", "environment", "features"]'
 APIKEY=$(curl -s -H "X-Vault-Token: $VAULT_TOKEN" "$APP_VAULT_ADDR/v1/secret/data/app/api" |
 	/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["data"]["key"])')
 pgv_check "GET /api/config: the key is nowhere in the answer" \
@@ -364,28 +396,31 @@ expect "... and the one after too" 200 '"users" in d'
 
 if [ "$OWN_VAULT" = 1 ]; then
 	vault_api PUT sys/seal >/dev/null
-	req GET /health
-	expect "Vault sealed: /health 503 unhealthy, vault sealed" 503 \
-		'd == {"status": "unhealthy", "database": "connected", "vault": "sealed"}'
+	req GET /ready
+	expect "Vault sealed: /ready 503 at once (its own round trip), vault sealed" 503 \
+		'd == {"status": "not ready", "database": "connected", "vault": "sealed", "credentials": "loaded"}'
+	await "Vault sealed: /health 503 unhealthy, vault sealed, after the next background check" 503 \
+		'd == {"status": "unhealthy", "database": "connected", "vault": "sealed"}' GET /health
 	req POST /api/encrypt full '{"plaintext":"x"}'
 	expect "Vault sealed: /api/encrypt 503 vault unavailable, with a request id" 503 \
 		'd["error"] == "vault unavailable" and "request_id" in d'
+	req GET /api/users readonly
+	expect "Vault sealed: credentials are still checked from memory" 200 '"users" in d'
 	vault_api PUT sys/unseal "{\"key\":\"$(cat "$VDIR/unseal-key")\"}" >/dev/null
-	req GET /health
-	expect "Vault unsealed: /health healthy again" 200 '"status" in d and d["status"] == "healthy"'
+	await "Vault unsealed: /health healthy again" 200 '"status" in d and d["status"] == "healthy"' GET /health
 
 	pgv_vault_instance_stop "$VDIR"
-	req GET /health
-	expect "Vault down: /health 503 unhealthy, vault unreachable" 503 \
-		'd == {"status": "unhealthy", "database": "connected", "vault": "unreachable"}'
+	req GET /ready
+	expect "Vault down: /ready 503, vault unreachable" 503 'd["vault"] == "unreachable"'
+	await "Vault down: /health 503 unhealthy, vault unreachable" 503 \
+		'd == {"status": "unhealthy", "database": "connected", "vault": "unreachable"}' GET /health
 	req POST /api/encrypt full '{"plaintext":"x"}'
 	expect "Vault down: /api/encrypt 503 vault unavailable" 503 'd["error"] == "vault unavailable"'
 	req GET /metrics
 	pgv_check "Vault errors are counted" \
 		grep -q '^pgv_app_vault_errors_total{source="sql",kind="unavailable"} [1-9]' "$OUT"
 	PGV_ROOT_TOKEN=$VAULT_TOKEN pgv_vault_instance_restart "$VDIR" >/dev/null
-	req GET /health
-	expect "Vault back: /health healthy" 200 '"status" in d and d["status"] == "healthy"'
+	await "Vault back: /health healthy" 200 '"status" in d and d["status"] == "healthy"' GET /health
 	req POST /api/decrypt full "{\"ciphertext\":\"$CT\"}"
 	expect "Vault back: earlier ciphertexts still decrypt" 200 "d == {'plaintext': '$PLAINTEXT'}"
 else
@@ -409,7 +444,8 @@ pgv_check "SIGTERM: no connection is left open after exit" \
 
 # ---- restart on the same data; APP_ENV ----
 
-if start_app APP_ENV=production APP_AUTH_CACHE_TTL=1 APP_AUTH_NEGATIVE_TTL=1; then
+# APP_AUTH_REFRESH=3600: here only SIGHUP loads the credentials again.
+if start_app APP_ENV=production APP_AUTH_REFRESH=3600; then
 	req GET "/api/users/$USER_ID/ssn" full
 	expect "after a restart: the same user's SSN, masked" 200 "d == {'ssn_masked': '***-**-${SSN: -4}'}"
 	req GET /api/users readonly
@@ -418,34 +454,117 @@ if start_app APP_ENV=production APP_AUTH_CACHE_TTL=1 APP_AUTH_NEGATIVE_TTL=1; th
 	expect "APP_ENV=production: a credential under app/production/clients is accepted" 200
 	req GET /api/secret full
 	expect "APP_ENV=production: one under app/clients still is" 200
+	req GET /api/secret full
+	expect "APP_ENV=production: /api/secret reads secret/production/database" 200 \
+		'd["host"] == "db.production.internal" and d["database"] == "pg_vault" and "password" not in d'
+	req GET /api/config full
+	expect "APP_ENV=production: /api/config reads secret/production/api and the production feature flags" 200 \
+		'd["environment"] == "production" and d["endpoint"] == "https://api.example.com/v1" and d["api_configured"] is True and d["features"]["debug_logging"] is False and d["features"]["user_registration"] is True and sorted(d) == ["api_configured", "endpoint", "environment", "features"]'
 	if [ "$OWN_VAULT" = 1 ]; then
-		vault_api POST secret/data/app/production/api \
+		vault_api POST secret/data/production/api \
 			'{"data":{"key":"prod-key-not-shown","endpoint":"https://api.production.test/v1"}}' >/dev/null
 		req GET /api/config full
-		expect "APP_ENV=production: /api/config reads app/production/api when present" 200 \
-			'd == {"api_configured": True, "endpoint": "https://api.production.test/v1"}'
-		vault_api DELETE secret/metadata/app/production/api >/dev/null
+		expect "APP_ENV=production: /api/config reads the new version of production/api" 200 \
+			'd["api_configured"] is True and d["endpoint"] == "https://api.production.test/v1"'
+		pgv_check "/api/config: the key is nowhere in the answer" bash -c "! grep -q prod-key-not-shown '$OUT'"
+		vault_api DELETE secret/metadata/production/database >/dev/null
 		req GET /api/secret full
-		expect "APP_ENV=production: /api/secret falls back to app/database" 200 '"host" in d'
+		expect "APP_ENV=production: /api/secret falls back to app/database without production/database" 200 \
+			'"host" in d and d["host"] != "db.production.internal"'
 	else
 		pgv_skip "APP_ENV KV paths (would write to the external Vault)"
 	fi
 	VAULT_ADDR=$APP_VAULT_ADDR "$PGV_APP_BIN" --revoke-credential <"$WORK/readonly" >/dev/null 2>&1
-	sleep 1.5
 	req GET /api/secret readonly
-	expect "a revoked credential is refused once the cache expires" 401
+	expect "a revoked credential works until the next load of the credentials (documented)" 200
+	kill -HUP "$PGV_APP_PID"
+	await "SIGHUP: the revoked credential is refused once the credentials are loaded again" 401 \
+		'd == {"error": "invalid credential"}' GET /api/secret readonly
+	req GET /api/secret full
+	expect "SIGHUP: the other credentials still work" 200
 	pgv_stop_app
 else
 	pgv_not_ok "app restarts on the same data"
 fi
-if start_app APP_ENV=staging; then
+if start_app APP_ENV=staging APP_AUTH_REFRESH=1; then
 	req GET /api/secret prodonly
 	expect "APP_ENV=staging: a production credential is refused" 401
 	req GET /api/secret full
 	expect "APP_ENV=staging: a credential under app/clients is accepted" 200
+	req GET /api/config full
+	expect "APP_ENV=staging: staging's feature flags" 200 \
+		'd["environment"] == "staging" and d["features"]["debug_logging"] is True and d["endpoint"] == "https://api.staging.example.com/v1"'
+	issue late read || pgv_not_ok "a credential issued while the app runs"
+	await "a credential issued while the app runs works after the next timer load (APP_AUTH_REFRESH=1)" 200 \
+		'"host" in d' GET /api/secret late
+	VAULT_ADDR=$APP_VAULT_ADDR "$PGV_APP_BIN" --revoke-credential <"$WORK/nodecrypt" >/dev/null 2>&1
+	await "the timer: a revoked credential is refused after the next load, without SIGHUP" 401 \
+		'd == {"error": "invalid credential"}' GET /api/secret nodecrypt
 	pgv_stop_app
 else
 	pgv_not_ok "app starts with APP_ENV=staging"
+fi
+
+# ---- failed authentications: 429 per address; the cap on unauthenticated work ----
+
+PORT=$(pgv_free_port)
+if PGV_APP_LISTEN="[::]:$PORT" start_app APP_AUTH_FAIL_BURST=3 APP_AUTH_FAIL_PER_MINUTE=1 \
+	APP_MAX_UNAUTHENTICATED=2; then
+	APP_URL=http://127.0.0.1:$PORT
+	codes=
+	for i in 1 2 3; do
+		req GET /api/users bogus
+		codes="$codes$CODE "
+	done
+	pgv_check "3 failed authentications from one address (APP_AUTH_FAIL_BURST=3): 401 each" \
+		[ "$codes" = "401 401 401 " ]
+	req GET /api/users bogus
+	expect "the 4th from the same address: 429" 429 'd == {"error": "too many failed authentications"}'
+	RA=$(header Retry-After)
+	pgv_check "the 429 says when a try is back: Retry-After $RA seconds (one try a minute)" \
+		bash -c "[ '$RA' -ge 1 ] && [ '$RA' -le 61 ]"
+	req GET /api/users - '{}'
+	expect "... a request without a credential from it: 429 too" 429
+	req GET /api/users full
+	expect "... and one with a valid credential: the address is refused before its credential is looked at" 429
+	req GET /health
+	expect "... /health, which needs no credential, still answers" 200
+	APP_URL=http://[::1]:$PORT
+	req GET /api/users full
+	expect "another address (::1) is not limited" 200 '"users" in d'
+	req GET /api/users bogus
+	expect "... and has tries of its own" 401
+	req GET /metrics
+	pgv_check "refusals are counted by reason (limited, invalid, missing)" \
+		bash -c "grep -q '^pgv_app_auth_failures_total{reason=\"limited\"} [2-9]' '$OUT' &&
+			grep -q '^pgv_app_auth_failures_total{reason=\"invalid\"} [1-9]' '$OUT'"
+	pgv_check "the log says once that 127.0.0.1 went over the limit, and answers 429 without a line each" \
+		bash -c "[ \$(grep -c '\"event\":\"auth_rate_limited\".*\"client_address\":\"127.0.0.1\"' '$PGV_APP_LOG') = 1 ] &&
+			[ \$(grep -c '\"status\":429' '$PGV_APP_LOG') = 0 ]"
+
+	# Two requests that need no credential, held open by bodies that never
+	# end, fill APP_MAX_UNAUTHENTICATED=2.
+	SLOW=()
+	FDS=()
+	for i in 1 2; do
+		mkfifo "$WORK/slow$i"
+		curl -s -o /dev/null -X GET -T "$WORK/slow$i" "$APP_URL/health" &
+		SLOW+=($!)
+		exec {fd}>"$WORK/slow$i"
+		FDS+=("$fd")
+	done
+	await "APP_MAX_UNAUTHENTICATED in flight: the next unauthenticated request is 503 server busy" 503 \
+		'd == {"error": "server busy"}' GET /nowhere
+	pgv_check "... with Retry-After: 1 and Connection: close" \
+		bash -c "[ '$(header Retry-After)' = 1 ] && grep -qi '^Connection: close' '$HDRS'"
+	req GET /api/users full
+	expect "... while a request with a valid credential is served" 200 '"users" in d'
+	for fd in "${FDS[@]}"; do exec {fd}>&-; done
+	wait "${SLOW[@]}"
+	await "once they end, unauthenticated requests are served again" 200 '"status" in d' GET /health
+	pgv_stop_app
+else
+	pgv_not_ok "app starts listening on [::] (IPv4 and IPv6)"
 fi
 
 # ---- logs ----

@@ -1,13 +1,26 @@
-# app: the companion app's policy, attached to the AppRole pg-vault-app.
-# Least privilege: its own secrets, its two transit keys (no key management,
-# no auto-creation: "create" is not granted on encrypt), its database role.
+# app: the companion app's policy, attached to the AppRole pg-vault-app
+# (and to the token pg_vault uses for the app's database).  Least
+# privilege: read and list on its own secrets (app/, with its credentials
+# under app/clients/, and the development environment's development/database,
+# /api and /features: a staging or production deployment attaches a copy
+# of this policy naming its own environment instead), its two transit keys
+# (no key management, no auto-creation: "create" is not granted on
+# encrypt), its database role.
 
 path "secret/data/app/*" {
-  capabilities = ["read"]
+  capabilities = ["read", "list"]
 }
 
 path "secret/metadata/app/*" {
-  capabilities = ["read"]
+  capabilities = ["read", "list"]
+}
+
+path "secret/data/development/*" {
+  capabilities = ["read", "list"]
+}
+
+path "secret/metadata/development/*" {
+  capabilities = ["read", "list"]
 }
 
 path "transit/encrypt/user-data" {
@@ -63,7 +76,10 @@ path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
 
-# revoke a database lease the app replaced before it expired
-path "sys/leases/revoke/database/creds/app-role/*" {
+# revoke a database lease the app replaced before it expired; the lease id
+# goes in the request body, as Vault's API has it, so the path cannot be
+# narrowed to the role's leases (lease ids are unguessable: the app can
+# revoke only those it was given)
+path "sys/leases/revoke" {
   capabilities = ["update"]
 }
