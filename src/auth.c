@@ -53,6 +53,7 @@
 #include "utils/timestamp.h"
 
 #include "pg_vault.h"
+#include "common/vault_client.h"
 
 typedef enum
 {
@@ -182,79 +183,35 @@ wipe_pfree(char *s)
 static char *
 read_credential_file(const char *path, const char *what, struct stat *st)
 {
-	int			fd;
-	char	   *buf;
-	ssize_t		n;
-	size_t		start;
-	size_t		end;
-	size_t		i;
+	char	   *buf = palloc(MAX_CREDENTIAL_FILE + 1);
+	VcFileStatus rc;
 	char	   *out;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open the file named by %s", what),
-				 errdetail_log("File \"%s\": %m.", path)));
-	if (fstat(fd, st) != 0 || st->st_size > MAX_CREDENTIAL_FILE)
+	/* src/common/vault_client.c's rules, as the app's */
+	rc = vc_read_secret_file(path, buf, MAX_CREDENTIAL_FILE + 1, st);
+	if (rc != VC_FILE_OK)
 	{
 		int			save_errno = errno;
 
-		close(fd);
+		pfree(buf);				/* wiped by vc_read_secret_file */
 		errno = save_errno;
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("could not read the file named by %s", what),
-				 errdetail_log("File \"%s\" cannot be examined or is larger than %d bytes.",
-							   path, MAX_CREDENTIAL_FILE)));
-	}
-
-	buf = palloc(MAX_CREDENTIAL_FILE + 1);
-	n = read(fd, buf, MAX_CREDENTIAL_FILE);
-	if (n < 0)
-	{
-		int			save_errno = errno;
-
-		close(fd);
-		pfree(buf);
-		errno = save_errno;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read the file named by %s", what),
-				 errdetail_log("File \"%s\": %m.", path)));
-	}
-	close(fd);
-
-	start = 0;
-	end = (size_t) n;
-	while (start < end && (buf[start] == ' ' || buf[start] == '\t' ||
-						   buf[start] == '\n' || buf[start] == '\r'))
-		start++;
-	while (end > start && (buf[end - 1] == ' ' || buf[end - 1] == '\t' ||
-						   buf[end - 1] == '\n' || buf[end - 1] == '\r'))
-		end--;
-
-	/* the value goes into an HTTP header or JSON: printable ASCII only */
-	for (i = start; i < end; i++)
-	{
-		unsigned char c = (unsigned char) buf[i];
-
-		if (c <= ' ' || c >= 127)
-			break;
-	}
-	if (start == end || i < end)
-	{
-		explicit_bzero(buf, MAX_CREDENTIAL_FILE + 1);
-		pfree(buf);
+		if (rc == VC_FILE_OPEN)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not open the file named by %s", what),
+					 errdetail_log("File \"%s\": %m.", path)));
+		if (rc == VC_FILE_TOO_LARGE)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("could not read the file named by %s", what),
+					 errdetail_log("File \"%s\" cannot be examined or is larger than %d bytes.",
+								   path, MAX_CREDENTIAL_FILE)));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("the file named by %s is empty or holds more than one printable word", what),
 				 errdetail_log("File \"%s\".", path)));
 	}
-
-	out = MemoryContextAlloc(AuthContext, end - start + 1);
-	memcpy(out, buf + start, end - start);
-	out[end - start] = '\0';
+	out = MemoryContextStrdup(AuthContext, buf);
 	explicit_bzero(buf, MAX_CREDENTIAL_FILE + 1);
 	pfree(buf);
 	return out;

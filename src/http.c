@@ -61,6 +61,7 @@
 #include "pgstat.h"
 
 #include "pg_vault.h"
+#include "common/vault_client.h"
 #include "common/vault_common.h"
 
 /*---- GUC variables ----*/
@@ -77,12 +78,6 @@ static int	vault_breaker_failures = 5;
 static int	vault_breaker_cooldown_ms = 5000;
 
 #define VAULT_DEFAULT_ADDR "https://127.0.0.1:8200"
-
-/* Backoff: 100 ms doubling up to 2 s, jittered down to half; Retry-After
- * is honoured up to 30 s. */
-#define BACKOFF_BASE_MS		100
-#define BACKOFF_CAP_MS		2000
-#define RETRY_AFTER_CAP_MS	30000
 
 /* A response buffer larger than this is given back after the request. */
 #define RESPONSE_KEEP_BYTES	(4 * 1024 * 1024)
@@ -677,38 +672,42 @@ perform_once(VaultResult *res, VaultMethod method, const char *body,
 		strlcpy(res->errbuf, curl_easy_strerror(rc), sizeof(res->errbuf));
 }
 
+/* Whether to try again: src/common/vault_client.c's rules, as the app's. */
 static bool
 should_retry(const VaultResult *res, int flags)
 {
-	bool		idempotent = (flags & VAULT_RETRY_IDEMPOTENT) != 0;
+	VcTransport t;
 
 	if (flags & VAULT_NO_RETRY)
 		return false;
 	switch (res->transport)
 	{
-		case VT_CONNECT:
-			return true;
-		case VT_TIMEOUT:
-		case VT_LOST:
-			return idempotent;
 		case VT_OK:
+			t = VC_TRANSPORT_OK;
+			break;
+		case VT_CONNECT:
+			t = VC_TRANSPORT_CONNECT;
+			break;
+		case VT_TIMEOUT:
+			t = VC_TRANSPORT_TIMEOUT;
+			break;
+		case VT_LOST:
+			t = VC_TRANSPORT_LOST;
 			break;
 		default:
-			return false;
+			t = VC_TRANSPORT_OTHER;
+			break;
 	}
+
 	/*
-	 * Vault did not act on the request for these.  A node that is not (yet)
-	 * active answers 500 "local node not active but active cluster node not
-	 * found": OpenBao on raft says so for a moment after every unseal or
-	 * restart, until it has elected itself.
+	 * A node that is not (yet) active answers 500 "local node not active but
+	 * active cluster node not found": OpenBao on raft says so for a moment
+	 * after every unseal or restart, until it has elected itself.
 	 */
-	if (res->status == 412 || res->status == 429 || res->status == 503)
-		return true;
-	if (res->status == 500 && strstr(res->body, "local node not active") != NULL)
-		return true;
-	if (res->status >= 500 && res->status != 501)
-		return idempotent;
-	return false;
+	return vc_should_retry(t, res->status,
+						   res->transport == VT_OK && res->status == 500 &&
+						   strstr(res->body, "local node not active") != NULL,
+						   (flags & VAULT_RETRY_IDEMPOTENT) != 0);
 }
 
 /* Retry-After in milliseconds (Vault sends seconds), or -1. */
@@ -716,40 +715,25 @@ static long
 retry_after_ms(void)
 {
 	struct curl_header *h = NULL;
-	char	   *end;
-	long		secs;
 
 	if (curl_easy_header(handle, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK ||
-		h == NULL || h->value == NULL)
+		h == NULL)
 		return -1;
-	errno = 0;
-	secs = strtol(h->value, &end, 10);
-	if (errno != 0 || end == h->value || secs < 0)
-		return -1;
-	if (secs > RETRY_AFTER_CAP_MS / 1000)
-		return RETRY_AFTER_CAP_MS;
-	return secs * 1000;
+	return vc_retry_after_ms(h->value);
 }
 
 /* Sleeps interruptibly: a cancel or statement_timeout ends the wait. */
 static void
 backoff_sleep(int attempt, long retry_after)
 {
-	long		delay = BACKOFF_BASE_MS;
+	long		delay;
 	TimestampTz until;
 
-	while (attempt-- > 0 && delay < BACKOFF_CAP_MS)
-		delay *= 2;
-	if (delay > BACKOFF_CAP_MS)
-		delay = BACKOFF_CAP_MS;
 #if PG_VERSION_NUM >= 150000
-	delay = delay / 2 + (long) (pg_prng_double(&pg_global_prng_state) * (delay / 2));
+	delay = vc_backoff_ms(attempt, retry_after, pg_prng_double(&pg_global_prng_state));
 #else
-	delay = delay / 2 + (long) ((random() / (double) MAX_RANDOM_VALUE) * (delay / 2));
+	delay = vc_backoff_ms(attempt, retry_after, random() / ((double) MAX_RANDOM_VALUE + 1));
 #endif
-	if (retry_after > delay)
-		delay = retry_after;
-
 	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
 	for (;;)
 	{
