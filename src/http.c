@@ -42,9 +42,9 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-#include "utils/wait_event.h"
 
 #include "pg_vault.h"
+#include "compat_curl.h"
 #include "common/vault_common.h"
 
 /*---- GUC variables ----*/
@@ -217,7 +217,8 @@ create_handle(void)
 	PG_TRY();
 	{
 		set_or_fail(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
-		set_or_fail(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"));
+		set_or_fail(vc_compat_protocols(h));
+		set_or_fail(vc_compat_watch_headers(h));
 		set_or_fail(curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L));
 		set_or_fail(curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L));
 		set_or_fail(curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L));
@@ -593,16 +594,15 @@ should_retry(const VaultResult *res, int flags)
 static long
 retry_after_ms(void)
 {
-	struct curl_header *h = NULL;
+	const char *value = vc_compat_retry_after(handle);
 	char	   *end;
 	long		secs;
 
-	if (curl_easy_header(handle, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK ||
-		h == NULL || h->value == NULL)
+	if (value == NULL)
 		return -1;
 	errno = 0;
-	secs = strtol(h->value, &end, 10);
-	if (errno != 0 || end == h->value || secs < 0)
+	secs = strtol(value, &end, 10);
+	if (errno != 0 || end == value || secs < 0)
 		return -1;
 	if (secs > RETRY_AFTER_CAP_MS / 1000)
 		return RETRY_AFTER_CAP_MS;
