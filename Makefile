@@ -152,7 +152,7 @@ test-valgrind: deps ## make test with the app and the fault proxy under valgrind
 	@PG_CONFIG=$(PG_CONFIG) bash $(CI_DIR)/instrumented.sh valgrind
 
 test-matrix: deps ## pg_regress and pgTAP on PostgreSQL 13, 15, 17, 18 in Debian roots (.matrix/; PG_VERSIONS="15 17" picks)
-	@PG_VERSIONS="$(PG_VERSIONS)" bash $(CI_DIR)/matrix.sh
+	@PG_VERSIONS="$(PG_VERSIONS)" MATRIX_SUITES="$(MATRIX_SUITES)" bash $(CI_DIR)/matrix.sh
 
 images: ## docker build docker/Dockerfile.postgres and docker/Dockerfile.app (needs a Docker engine)
 	docker build -f docker/Dockerfile.postgres -t $(IMAGE_PREFIX)/postgres:$(IMAGE_TAG) .

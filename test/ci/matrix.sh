@@ -16,13 +16,14 @@
 #      each version, with a random root token id);
 #   4. in the root, in a mount namespace of its own (/proc and /dev mounted
 #      there, gone with it), `make all` and the fault proxy are built with
-#      the root's pg_config, then `test/run pg_regress pgtap` runs: the same
+#      the root's pg_config, then `test/run $MATRIX_SUITES` runs: the same
 #      harness as `make test`, which installs the extension, starts the
 #      fault proxy and a PostgreSQL cluster (initdb/pg_ctl as the root's
 #      postgres user), bootstraps the Vault (vault/bootstrap) and runs the
-#      two suites.  The root shares this machine's network, so the cluster
-#      and the fault proxy in the root reach OpenBao on 127.0.0.1, and
-#      OpenBao's database engine reaches the cluster.
+#      suites (pg_regress and pgTAP by default).  The root shares this
+#      machine's network, so the cluster and the fault proxy in the root
+#      reach OpenBao on 127.0.0.1, and OpenBao's database engine reaches
+#      the cluster.
 #
 # The Debian mirror is the one this machine's apt uses: the URIs: line of
 # the deb822 stanza (/etc/apt/sources.list.d/*.sources) whose Suites: has
@@ -31,6 +32,11 @@
 #   test/ci/matrix.sh [VERSION...]     default: every version of the table
 #   PG_VERSIONS="15 17"                the same, from make
 #   MATRIX_DIR                         where the roots live (default .matrix)
+#   MATRIX_SUITES                      test/run's patterns (default
+#                                      "pg_regress pgtap"); e.g. adding
+#                                      extension.sh runs that suite too, with
+#                                      what needs an OpenBao of its own
+#                                      skipped (it is external to the root)
 #
 # Output: each version's test/run output, then one line per version,
 # "PostgreSQL NN (release): PASS|FAIL (N passed, N failed)", and the total
@@ -46,12 +52,13 @@ declare -A RELEASE=([13]=bullseye [15]=bookworm [17]=trixie [18]=forky)
 VERSIONS_ALL=(13 15 17 18)
 
 MATRIX_DIR=${MATRIX_DIR:-$REPO/.matrix}
+MATRIX_SUITES=${MATRIX_SUITES:-pg_regress pgtap}
 LOGS=$MATRIX_DIR/logs
 # Besides postgresql-NN, postgresql-server-dev-NN and postgresql-NN-pgtap:
 # what building the extension and the fault proxy, and test/run, need.
 ROOT_PACKAGES=(build-essential libcurl4-openssl-dev libjansson-dev libssl-dev
 	libmicrohttpd-dev curl openssl python3 ca-certificates
-	libtap-parser-sourcehandler-pgtap-perl)
+	libtap-parser-sourcehandler-pgtap-perl iproute2)
 STAMP_FORMAT=1
 
 say() { echo "matrix: $*"; }
@@ -262,8 +269,9 @@ run_version() {
 		make --no-print-directory PG_CONFIG="$2" all vault/faultproxy/vault-faultproxy >build.log 2>&1 ||
 			{ cat build.log; echo "** the build failed"; echo "0 passed, 1 failed"; exit 1; }
 		echo "built with $("$2" --version), $(curl --version | head -n 1 | cut -d" " -f1,2)"
-		PG_CONFIG="$2" bash test/run pg_regress pgtap
-	' matrix "${ENV_FILE#"$root"}" "$pgc" 2>&1 | pgv_redact | tee "$log"
+		# shellcheck disable=SC2086
+		PG_CONFIG="$2" bash test/run $3
+	' matrix "${ENV_FILE#"$root"}" "$pgc" "$MATRIX_SUITES" 2>&1 | pgv_redact | tee "$log"
 	rc=${PIPESTATUS[0]}
 	rm -f "$ENV_FILE"
 	ENV_FILE=
