@@ -95,7 +95,7 @@ DEPLOY_ENV        ?= staging
 
 .PHONY: help setup build start stop status health logs vault-secrets \
 	vault-read-db vault-read-api format lint security-scan static-checks \
-	test-coverage test-sanitize test-valgrind images image-scan ci-local deploy
+	test-coverage test-sanitize test-valgrind test-matrix images image-scan ci-local deploy
 
 help: ## list every target, one line each
 	@echo "pg_vault: make TARGET [PG_CONFIG=/path/to/pg_config]"
@@ -155,6 +155,9 @@ test-sanitize: deps ## make test with ASan+UBSan programs and a UBSan extension 
 
 test-valgrind: deps ## make test with the app and the fault proxy under valgrind (in a copy)
 	@PG_CONFIG=$(PG_CONFIG) bash $(CI_DIR)/instrumented.sh valgrind
+
+test-matrix: deps ## pg_regress and pgTAP on PostgreSQL 13, 15, 17, 18 in Debian roots (.matrix/; PG_VERSIONS="15 17" picks)
+	@PG_VERSIONS="$(PG_VERSIONS)" MATRIX_SUITES="$(MATRIX_SUITES)" bash $(CI_DIR)/matrix.sh
 
 images: ## docker build docker/Dockerfile.postgres and docker/Dockerfile.app (needs a Docker engine)
 	docker build -f docker/Dockerfile.postgres -t $(IMAGE_PREFIX)/postgres:$(IMAGE_TAG) .

@@ -319,6 +319,18 @@ EXCEPTION WHEN OTHERS THEN
 	RETURN SQLSTATE || ': ' || SQLERRM || ' (' || hint || ')';
 END
 $$;
+-- the innermost line of an error's context
+CREATE FUNCTION pg_temp.error_context(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	ctx text;
+BEGIN
+	EXECUTE q;
+	RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS ctx = PG_EXCEPTION_CONTEXT;
+	RETURN split_part(ctx, E'\n', 1);
+END
+$$;
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS regress_col_encryptor;
 DROP ROLE IF EXISTS regress_col_writer;
@@ -331,6 +343,8 @@ CREATE TEMP TABLE oracle (x text, h text);
 CREATE TRIGGER a_vault_encrypt BEFORE INSERT ON oracle FOR EACH ROW
 	EXECUTE FUNCTION vault_encrypt_columns(:'k', 'x:h');
 SELECT pg_temp.outcome_hint($q$INSERT INTO oracle (x) VALUES ('123-45-6789')$q$) AS one_row;
+-- the refusal's context names the trigger, the table and the key
+SELECT replace(pg_temp.error_context($q$INSERT INTO oracle (x) VALUES ('123-45-6789')$q$), :'k', '<key>') AS refusal_context;
 SELECT pg_temp.outcome_hint($q$INSERT INTO oracle (x) SELECT 'ssn-' || g FROM generate_series(1, 50) g$q$) AS held_rows;
 SELECT count(*) AS rows_kept FROM oracle;
 CREATE TEMP TABLE enc_only (x text);

@@ -540,6 +540,8 @@ encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, int n)
 		Datum	   *cts;
 		Datum	   *macs = NULL;
 
+		/* set before anything can raise: the context callback prints it */
+		errarg.key = cfg->keys[k];
 		for (i = 0; i < n; i++)
 		{
 			int			c;
@@ -575,7 +577,6 @@ encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, int n)
 
 		/* before any request: nothing is sent for a role that may not */
 		check_privileges(cfg, nh > 0);
-		errarg.key = cfg->keys[k];
 		in = construct_array(plain, np, TEXTOID, -1, false, TYPALIGN_INT);
 		cts = batch_results(call_batch(pg_vault_encrypt_batch, in, cfg->keys[k], NULL), np);
 		if (nh > 0)

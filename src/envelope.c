@@ -56,10 +56,8 @@ struct VaultDoc
 	MemoryContextCallback cb;
 };
 
-static void raise_status_root(json_t *root, long status, const VaultOp *op)
-			pg_attribute_noreturn();
-static void raise_status_and_free(json_t *root, long status, const VaultOp *op)
-			pg_attribute_noreturn();
+pg_noreturn static void raise_status_root(json_t *root, long status, const VaultOp *op);
+pg_noreturn static void raise_status_and_free(json_t *root, long status, const VaultOp *op);
 
 /* Vault's errors are short; a detail longer than this is cut. */
 #define MAX_DETAIL 2000

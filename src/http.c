@@ -57,10 +57,9 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-#include "utils/wait_event.h"
-#include "pgstat.h"
 
 #include "pg_vault.h"
+#include "compat_curl.h"
 #include "common/vault_client.h"
 #include "common/vault_common.h"
 
@@ -235,7 +234,8 @@ create_handle(void)
 	PG_TRY();
 	{
 		set_or_fail(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
-		set_or_fail(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"));
+		set_or_fail(vc_compat_protocols(h));
+		set_or_fail(vc_compat_watch_headers(h));
 		set_or_fail(curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L));
 		set_or_fail(curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L));
 		set_or_fail(curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L));
@@ -714,12 +714,7 @@ should_retry(const VaultResult *res, int flags)
 static long
 retry_after_ms(void)
 {
-	struct curl_header *h = NULL;
-
-	if (curl_easy_header(handle, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK ||
-		h == NULL)
-		return -1;
-	return vc_retry_after_ms(h->value);
+	return vc_retry_after_ms(vc_compat_retry_after(handle));
 }
 
 /* Sleeps interruptibly: a cancel or statement_timeout ends the wait. */

@@ -24,7 +24,11 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#if PG_VERSION_NUM >= 140000
 #include "utils/backend_status.h"
+#else
+#include "pgstat.h"
+#endif
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"

@@ -23,6 +23,8 @@
 #include "lib/stringinfo.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
+
 /* ---- HTTP client (http.c) ---- */
 
 typedef enum VaultMethod
@@ -199,10 +201,8 @@ typedef struct VaultDoc VaultDoc;
 #define ERRCODE_VAULT_BAD_RESPONSE		MAKE_SQLSTATE('5','8','V','0','3')
 
 /* Raises the mapped error for a failed transport or an error status. */
-extern void vault_raise_transport(const VaultResult *res, const VaultOp *op)
-			pg_attribute_noreturn();
-extern void vault_raise_status(const VaultResult *res, const VaultOp *op)
-			pg_attribute_noreturn();
+pg_noreturn extern void vault_raise_transport(const VaultResult *res, const VaultOp *op);
+pg_noreturn extern void vault_raise_status(const VaultResult *res, const VaultOp *op);
 
 /*
  * Parses a response.  Raises the mapped error unless the status is 2xx or
@@ -261,12 +261,10 @@ extern void vault_doc_batch(VaultDoc *doc, const char *field, int n,
 							const int *subscripts, const VaultOp *op);
 
 /* Raises the error of a Vault 404 (42704) with a detail sentence. */
-extern void vault_raise_not_found(const VaultOp *op, const char *detail)
-			pg_attribute_noreturn();
+pg_noreturn extern void vault_raise_not_found(const VaultOp *op, const char *detail);
 
 /* Raises 58V03 for a response that does not have the expected shape. */
-extern void vault_raise_malformed(const VaultOp *op, const char *detail)
-			pg_attribute_noreturn();
+pg_noreturn extern void vault_raise_malformed(const VaultOp *op, const char *detail);
 
 /* ---- authentication (auth.c) ---- */
 

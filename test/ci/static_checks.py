@@ -23,7 +23,8 @@ compose    docker/docker-compose.yml parses; every long-running service has
            contexts and Dockerfiles exist; one-shot services finish before
            what depends on them.
 workflows  .github/workflows/*.yml parse; every `make TARGET` they run is a
-           target of the Makefile; the PostgreSQL matrix is 13 to 17; every
+           target of the Makefile; the PostgreSQL matrix is the versions
+           test/ci/matrix.sh proves, run by make test-matrix; every
            job has a time limit; actions pinned to a version; read-only
            default permissions; a HashiCorp Vault 1.15 container for the
            integration job.
@@ -575,6 +576,16 @@ def make_invocations(run):
     return found
 
 
+def matrix_versions():
+    """The PostgreSQL versions of test/ci/matrix.sh's VERSIONS_ALL."""
+    try:
+        with open("test/ci/matrix.sh", encoding="utf-8") as fh:
+            m = re.search(r"(?m)^VERSIONS_ALL=\(([0-9 ]+)\)", fh.read())
+    except OSError:
+        return set()
+    return set(m.group(1).split()) if m else set()
+
+
 def group_workflows():
     yaml = load_yaml()
     if yaml is None:
@@ -631,8 +642,15 @@ def group_workflows():
         images += re.findall(r"hashicorp/vault:\S+", json.dumps(job.get("steps") or []))
         if any(i.startswith("hashicorp/vault:1.15") for i in images):
             vault_service = vault_service or ("VAULT_ADDR" in env and "VAULT_TOKEN" in env)
-    check("workflows: make test on PostgreSQL 13 to 17",
-          [] if {"13", "14", "15", "16", "17"} <= matrix_pg else ["matrix pg: %s" % sorted(matrix_pg)])
+    proven = matrix_versions()
+    check("workflows: the pg matrix is what make test-matrix proves (%s)" % " ".join(sorted(proven, key=int)),
+          [] if proven and matrix_pg == proven else ["matrix pg: %s" % sorted(matrix_pg, key=int)])
+    runs_matrix = [jname for (f, jname), job in jobs_all.items()
+                   if ((job.get("strategy") or {}).get("matrix") or {}).get("pg")
+                   and re.search(r'make test-matrix PG_VERSIONS=\\?"?\$\{\{ *matrix\.pg *\}\}',
+                                 json.dumps(job.get("steps") or []))]
+    check("workflows: the pg matrix runs make test-matrix PG_VERSIONS=\"${{ matrix.pg }}\"",
+          [] if runs_matrix else ["no job with a pg matrix runs it"])
     check("workflows: a job runs make test against a HashiCorp Vault 1.15 container (VAULT_ADDR, VAULT_TOKEN set)",
           [] if vault_service else ["no such job"])
     steps_text = json.dumps([j for j in jobs_all.values()])

@@ -769,7 +769,7 @@ main(int argc, char **argv)
 			   *port_file = NULL,
 			   *token_file = NULL;
 	char		host[256];
-	char	   *colon;
+	const char *colon;
 	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE};
 	struct addrinfo *ai;
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
