@@ -95,6 +95,10 @@ vault_identity_headers(void)
 		char	   *db = get_database_name(MyDatabaseId);
 		char		client[NI_MAXHOST] = "local";
 
+#if PG_VERSION_NUM < 140000
+		/* 13 keeps its own backend entry private: the address is unknown */
+		strlcpy(client, "unknown", sizeof(client));
+#else
 		if (MyBEEntry != NULL && MyBEEntry->st_clientaddr.salen > 0 &&
 			(MyBEEntry->st_clientaddr.addr.ss_family == AF_INET ||
 			 MyBEEntry->st_clientaddr.addr.ss_family == AF_INET6) &&
@@ -102,6 +106,7 @@ vault_identity_headers(void)
 						MyBEEntry->st_clientaddr.salen, client, sizeof(client),
 						NULL, 0, NI_NUMERICHOST) != 0)
 			strlcpy(client, "unknown", sizeof(client));
+#endif
 		append_value(&lines, "Session-User", su ? su : "");
 		append_value(&lines, "Current-User", u ? u : "");
 		append_value(&lines, "Database", db ? db : "");
