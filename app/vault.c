@@ -35,6 +35,7 @@
 #include <curl/curl.h>
 
 #include "app.h"
+#include "compat_curl.h"
 #include "vault_client.h"
 #include "vault_common.h"
 
@@ -117,7 +118,8 @@ vault_client_init(char *err, size_t errlen)
 		return false;
 	}
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	(void) vc_compat_protocols(curl);
+	(void) vc_compat_watch_headers(curl);
 	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) app_config.vault_timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -193,7 +195,6 @@ perform(const char *url, const char *method, const char *payload,
 		struct curl_slist *headers, Buf *buf, Attempt *at)
 {
 	CURLcode	rc;
-	struct curl_header *h = NULL;
 
 	if (buf->data != NULL)
 		explicit_bzero(buf->data, buf->cap);
@@ -220,9 +221,7 @@ perform(const char *url, const char *method, const char *payload,
 	if (rc == CURLE_OK)
 	{
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &at->status);
-		if (curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
-			h != NULL)
-			at->retry_after_ms = vc_retry_after_ms(h->value);
+		at->retry_after_ms = vc_retry_after_ms(vc_compat_retry_after(curl));
 	}
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, NULL);

@@ -44,3 +44,45 @@ vault_request(VaultResult *res, VaultMethod method, const char *path,
 	}
 	PG_END_TRY();
 }
+
+void
+vault_request_many(VaultResult *res, int n, VaultMethod method,
+				   const char *path, const char *const *bodies,
+				   const size_t *lens, const int64 *rows, int flags)
+{
+	PG_TRY();
+	{
+		bool		todo[VAULT_MAX_PARALLEL];
+		bool		forbidden = false;
+		int			first = -1;
+
+		const char *token = (flags & VAULT_NO_AUTH) ? NULL : vault_auth_token();
+
+		vault_http_perform_many(res, n, NULL, method, path, bodies, lens, rows,
+								token, flags);
+		if (token == NULL)
+			n = 0;				/* no token: no 403 to act on */
+
+		/* as vault_request: after a 403, a re-login and those requests again */
+		for (int i = 0; i < n; i++)
+		{
+			todo[i] = res[i].transport == VT_OK && res[i].status == 403;
+			if (todo[i] && first < 0)
+				first = i;
+			forbidden |= todo[i];
+		}
+		if (forbidden && vault_auth_refresh_after_forbidden(&res[first]) != VAULT_FORBIDDEN_KEPT)
+			vault_http_perform_many(res, n, todo, method, path, bodies, lens,
+									rows, vault_auth_token(), flags);
+	}
+	PG_CATCH();
+	{
+		vault_http_wipe_many();
+		if (flags & VAULT_SECRET_BODY)
+			for (int i = 0; i < n; i++)
+				if (bodies[i] != NULL)
+					explicit_bzero(unconstify(char *, bodies[i]), lens[i]);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}

@@ -28,6 +28,16 @@
  *    return to the first address once it recovers.  With every breaker
  *    open a request fails at once (58V01).
  *
+ *    A parallel round (vault_http_perform_many, for the batch forms) sends
+ *    up to vault.batch_parallel requests at once through a libcurl multi
+ *    handle, one more easy handle each, whose connections the multi handle
+ *    keeps alive between rounds.  Their first attempts go to the first
+ *    address whose breaker is closed; one that fails in a way worth
+ *    retrying goes through the same retry and failover loop as a single
+ *    request, on its own.  The multi loop raises no error: a pending cancel
+ *    aborts the transfers through the progress callback, and is acted on
+ *    once every handle is out of the multi handle.
+ *
  *    While it waits on Vault (a request, a login, a backoff) a backend
  *    reports a wait event (custom ones from PostgreSQL 17, "Extension"
  *    before), and every exchange is counted in vault_stat.
@@ -59,7 +69,7 @@
 #include "utils/timestamp.h"
 
 #include "pg_vault.h"
-#include "compat_curl.h"
+#include "common/compat_curl.h"
 #include "common/vault_client.h"
 #include "common/vault_common.h"
 
@@ -84,7 +94,6 @@ static int	vault_breaker_cooldown_ms = 5000;
 /*---- per-backend state ----*/
 
 static MemoryContext HttpContext = NULL;
-static CURL *handle = NULL;
 
 /* Header lists and what they were built from (malloc'd copies). */
 static struct curl_slist *headers_noauth = NULL;
@@ -102,11 +111,6 @@ static uint32 base_hash[MAX_ADDRS];
 static int	nbases = 0;
 static StringInfoData url;
 
-/* TLS and timeout settings applied to the handle. */
-static char *applied_ca_file = NULL;
-static int	applied_skip_verify = -1;
-static int	applied_connect_timeout = -1;
-static int	applied_timeout = -1;
 static bool skip_verify_warned = false;
 
 /*
@@ -124,7 +128,24 @@ typedef struct ResponseBuffer
 	bool		no_memory;
 } ResponseBuffer;
 
-static ResponseBuffer response;
+/*
+ * A handle, its response buffer and the TLS and timeout settings applied to
+ * it.  conns[0] carries one request at a time; conns[1..] the requests of a
+ * parallel round (vault_http_perform_many), each on its own connection, kept
+ * in the multi handle's connection cache between rounds.
+ */
+typedef struct Conn
+{
+	CURL	   *h;
+	ResponseBuffer rb;
+	char	   *applied_ca_file;
+	int			applied_skip_verify;
+	int			applied_connect_timeout;
+	int			applied_timeout;
+} Conn;
+
+static Conn conns[1 + VAULT_MAX_PARALLEL];
+static CURLM *multi = NULL;
 
 static void
 wipe_free_slist(struct curl_slist *list)
@@ -193,7 +214,7 @@ set_or_fail(CURLcode rc)
 }
 
 static void
-create_handle(void)
+create_handle(Conn *c)
 {
 	static bool global_done = false;
 	CURL	   *h;
@@ -240,7 +261,8 @@ create_handle(void)
 		set_or_fail(curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L));
 		set_or_fail(curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L));
 		set_or_fail(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_callback));
-		set_or_fail(curl_easy_setopt(h, CURLOPT_WRITEDATA, &response));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_WRITEDATA, &c->rb));
+		set_or_fail(curl_easy_setopt(h, CURLOPT_PRIVATE, c));
 		set_or_fail(curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_callback));
 		set_or_fail(curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L));
 		set_or_fail(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L));
@@ -255,14 +277,14 @@ create_handle(void)
 	}
 	PG_END_TRY();
 
-	handle = h;
-	applied_skip_verify = -1;
-	applied_connect_timeout = -1;
-	applied_timeout = -1;
-	if (applied_ca_file)
+	c->h = h;
+	c->applied_skip_verify = -1;
+	c->applied_connect_timeout = -1;
+	c->applied_timeout = -1;
+	if (c->applied_ca_file)
 	{
-		free(applied_ca_file);
-		applied_ca_file = NULL;
+		free(c->applied_ca_file);
+		c->applied_ca_file = NULL;
 	}
 }
 
@@ -487,28 +509,28 @@ any_https(void)
 
 /* Applies TLS and timeout settings that changed since the last request. */
 static void
-apply_settings(void)
+apply_settings(Conn *c)
 {
 	const char *ca = vault_ca_file ? vault_ca_file : "";
 
-	if (applied_ca_file == NULL || strcmp(applied_ca_file, ca) != 0)
+	if (c->applied_ca_file == NULL || strcmp(c->applied_ca_file, ca) != 0)
 	{
 		char	   *copy = strdup(ca);
 
 		if (copy == NULL)
 			out_of_memory();
-		set_or_fail(curl_easy_setopt(handle, CURLOPT_CAINFO,
+		set_or_fail(curl_easy_setopt(c->h, CURLOPT_CAINFO,
 									 ca[0] ? ca : NULL));
-		free(applied_ca_file);
-		applied_ca_file = copy;
+		free(c->applied_ca_file);
+		c->applied_ca_file = copy;
 	}
-	if (applied_skip_verify != (int) vault_tls_skip_verify)
+	if (c->applied_skip_verify != (int) vault_tls_skip_verify)
 	{
 		long		on = vault_tls_skip_verify ? 0L : 1L;
 
-		set_or_fail(curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, on));
-		set_or_fail(curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, on ? 2L : 0L));
-		applied_skip_verify = (int) vault_tls_skip_verify;
+		set_or_fail(curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, on));
+		set_or_fail(curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, on ? 2L : 0L));
+		c->applied_skip_verify = (int) vault_tls_skip_verify;
 	}
 	if (vault_tls_skip_verify && !skip_verify_warned && any_https())
 	{
@@ -518,17 +540,17 @@ apply_settings(void)
 				 errhint("Set vault.ca_file to the CA that signed the Vault certificate and turn vault.tls_skip_verify off.")));
 		skip_verify_warned = true;
 	}
-	if (applied_connect_timeout != vault_connect_timeout_ms)
+	if (c->applied_connect_timeout != vault_connect_timeout_ms)
 	{
-		set_or_fail(curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS,
+		set_or_fail(curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS,
 									 (long) vault_connect_timeout_ms));
-		applied_connect_timeout = vault_connect_timeout_ms;
+		c->applied_connect_timeout = vault_connect_timeout_ms;
 	}
-	if (applied_timeout != vault_timeout_ms)
+	if (c->applied_timeout != vault_timeout_ms)
 	{
-		set_or_fail(curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS,
+		set_or_fail(curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS,
 									 (long) vault_timeout_ms));
-		applied_timeout = vault_timeout_ms;
+		c->applied_timeout = vault_timeout_ms;
 	}
 }
 
@@ -599,69 +621,72 @@ wait_event(WaitKind k)
 #endif
 }
 
-/* One exchange, no retries. */
+/* Points the handle at a request: its method, body, url and headers. */
 static void
-perform_once(VaultResult *res, VaultMethod method, const char *body,
-			 size_t bodylen, struct curl_slist *headers, WaitKind wk)
+setup_transfer(Conn *c, VaultResult *res, VaultMethod method, const char *body,
+			   size_t bodylen, struct curl_slist *headers)
 {
-	CURLcode	rc;
+	CURL	   *h = c->h;
 
-	response.len = 0;
-	response.too_large = false;
-	response.no_memory = false;
-	response.limit = (size_t) vault_max_response_kb * 1024;
+	c->rb.len = 0;
+	c->rb.too_large = false;
+	c->rb.no_memory = false;
+	c->rb.limit = (size_t) vault_max_response_kb * 1024;
 
 	switch (method)
 	{
 		case VAULT_GET:
 		case VAULT_LIST:
-			curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
-			curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, NULL);
+			curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
 			break;
 		case VAULT_DELETE:
-			curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
-			curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, "DELETE");
+			curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
 			break;
 		case VAULT_POST:
 		case VAULT_PUT:
-			curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) bodylen);
-			curl_easy_setopt(handle, CURLOPT_POSTFIELDS, body ? body : "");
-			curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST,
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) bodylen);
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
 							 method == VAULT_PUT ? "PUT" : NULL);
 			break;
 	}
-	curl_easy_setopt(handle, CURLOPT_URL, url.data);
-	curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, res->errbuf);
+	curl_easy_setopt(h, CURLOPT_URL, url.data);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, res->errbuf);
 	res->errbuf[0] = '\0';
+}
 
-	pgstat_report_wait_start(wait_event(wk));
-	rc = curl_easy_perform(handle);
-	pgstat_report_wait_end();
+/* Fills res from a finished transfer and unhooks the caller's memory. */
+static void
+finish_transfer(Conn *c, VaultResult *res, CURLcode rc)
+{
+	ResponseBuffer *rb = &c->rb;
 
 	/* The request body is the caller's memory: do not leave it pointed to. */
-	curl_easy_setopt(handle, CURLOPT_POSTFIELDS, NULL);
-	curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, NULL);
 
-	if (response.data != NULL)
-		response.data[response.len] = '\0';
-	res->body = response.data ? response.data : "";
-	res->len = response.len;
+	if (rb->data != NULL)
+		rb->data[rb->len] = '\0';
+	res->body = rb->data ? rb->data : "";
+	res->len = rb->len;
 	res->status = 0;
 
 	if (rc == CURLE_OK)
 	{
 		long		status = 0;
 
-		curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
 		res->transport = VT_OK;
 		res->status = status;
 		return;
 	}
 
-	if (rc == CURLE_WRITE_ERROR && response.too_large)
+	if (rc == CURLE_WRITE_ERROR && rb->too_large)
 		res->transport = VT_TOO_LARGE;
-	else if (rc == CURLE_WRITE_ERROR && response.no_memory)
+	else if (rc == CURLE_WRITE_ERROR && rb->no_memory)
 	{
 		res->transport = VT_OTHER;
 		strlcpy(res->errbuf, "out of memory reading the response", sizeof(res->errbuf));
@@ -670,6 +695,20 @@ perform_once(VaultResult *res, VaultMethod method, const char *body,
 		res->transport = classify(rc);
 	if (res->errbuf[0] == '\0')
 		strlcpy(res->errbuf, curl_easy_strerror(rc), sizeof(res->errbuf));
+}
+
+/* One exchange, no retries. */
+static void
+perform_once(Conn *c, VaultResult *res, VaultMethod method, const char *body,
+			 size_t bodylen, struct curl_slist *headers, WaitKind wk)
+{
+	CURLcode	rc;
+
+	setup_transfer(c, res, method, body, bodylen, headers);
+	pgstat_report_wait_start(wait_event(wk));
+	rc = curl_easy_perform(c->h);
+	pgstat_report_wait_end();
+	finish_transfer(c, res, rc);
 }
 
 /* Whether to try again: src/common/vault_client.c's rules, as the app's. */
@@ -712,9 +751,9 @@ should_retry(const VaultResult *res, int flags)
 
 /* Retry-After in milliseconds (Vault sends seconds), or -1. */
 static long
-retry_after_ms(void)
+retry_after_ms(Conn *c)
 {
-	return vc_retry_after_ms(vc_compat_retry_after(handle));
+	return vc_retry_after_ms(vc_compat_retry_after(c->h));
 }
 
 /* Sleeps interruptibly: a cancel or statement_timeout ends the wait. */
@@ -752,49 +791,63 @@ transport_failure(const VaultResult *res)
 		res->transport == VT_LOST || res->transport == VT_TLS;
 }
 
-void
-vault_http_perform(VaultResult *res, VaultMethod method, const char *path,
-				   const char *body, size_t bodylen, const char *token,
-				   int flags)
+/* Gives a large response buffer back; res->body moves with the data. */
+static void
+shrink_response(Conn *c, VaultResult *res)
 {
-	struct curl_slist *headers;
-	int			attempt;
-	int			sent = 0;
-	int64		bytes_sent = 0;
-	TimestampTz start = GetCurrentTimestamp();
+	ResponseBuffer *rb = &c->rb;
+	char	   *small;
+
+	if (rb->cap <= RESPONSE_KEEP_BYTES || rb->len > RESPONSE_KEEP_BYTES / 2)
+		return;
+	small = malloc(RESPONSE_KEEP_BYTES / 2 + 1);
+	if (small == NULL)
+		return;
+	memcpy(small, rb->data, rb->len);
+	small[rb->len] = '\0';
+	explicit_bzero(rb->data, rb->cap);
+	free(rb->data);
+	rb->data = small;
+	rb->cap = RESPONSE_KEEP_BYTES / 2 + 1;
+	res->body = small;
+}
+
+/*
+ * An exchange on c with retries and failover.  attempt is the number of
+ * attempts already made (a parallel round's, whose failed result res holds);
+ * sent and bytes_sent count them.
+ */
+static void
+exchange(Conn *c, VaultResult *res, VaultMethod method, const char *path,
+		 const char *body, size_t bodylen, struct curl_slist *headers,
+		 int flags, int attempt, int sent, TimestampTz start)
+{
+	int64		bytes_sent = (int64) bodylen * sent;
 	VaultStatKind kind = VAULT_KIND_OF(flags);
 	WaitKind	wk = kind == VS_LOGIN ? WAIT_LOGIN : WAIT_REQUEST;
 
-	if (handle == NULL)
-		create_handle();
-
-	prepare_bases();
-	apply_settings();
-	if (flags & VAULT_QUICK)
-	{
-		set_or_fail(curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS,
-									 (long) Min(vault_connect_timeout_ms, VAULT_QUICK_TIMEOUT_MS)));
-		set_or_fail(curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS,
-									 (long) Min(vault_timeout_ms, VAULT_QUICK_TIMEOUT_MS)));
-		/* the next request sets the configured ones again */
-		applied_connect_timeout = -1;
-		applied_timeout = -1;
-	}
-	headers = current_headers(token);
-
-	for (attempt = 0;; attempt++)
+	for (;; attempt++)
 	{
 		bool		tried = false,
 					again = false;
-		TimestampTz now = GetCurrentTimestamp();
+		TimestampTz now;
+
+		if (attempt > 0)
+		{
+			/* the previous attempt failed in a way worth retrying */
+			if (attempt > vault_max_retries)
+				break;
+			backoff_sleep(attempt - 1, res->transport == VT_OK ? retry_after_ms(c) : -1);
+		}
 
 		/* each address in order, failing over on what would be retried */
+		now = GetCurrentTimestamp();
 		for (int i = 0; i < nbases; i++)
 		{
 			if (!vault_breaker_allows(base_hash[i], now))
 				continue;
 			prepare_url(i, path, method);
-			perform_once(res, method, body, bodylen, headers, wk);
+			perform_once(c, res, method, body, bodylen, headers, wk);
 			tried = true;
 			sent++;
 			bytes_sent += (int64) bodylen;
@@ -822,39 +875,201 @@ vault_http_perform(VaultResult *res, VaultMethod method, const char *path,
 					sizeof(res->errbuf));
 			break;
 		}
-		if (!again || attempt >= vault_max_retries)
+		if (!again)
 			break;
-		backoff_sleep(attempt, res->transport == VT_OK ? retry_after_ms() : -1);
 	}
 	vault_stat_exchange(kind, res->transport == VT_OK && res->status < 400,
 						Max(sent - 1, 0), bytes_sent, res->len,
 						(double) (GetCurrentTimestamp() - start) / 1000.0);
+	shrink_response(c, res);
+}
 
-	/* Give a large response buffer back; the caller parses res->body first. */
-	if (response.cap > RESPONSE_KEEP_BYTES && response.len <= RESPONSE_KEEP_BYTES / 2)
+/* The handle of conns[i], created and configured for the next request. */
+static Conn *
+ready_conn(int i)
+{
+	Conn	   *c = &conns[i];
+
+	if (c->h == NULL)
+		create_handle(c);
+	prepare_bases();
+	apply_settings(c);
+	return c;
+}
+
+void
+vault_http_perform(VaultResult *res, VaultMethod method, const char *path,
+				   const char *body, size_t bodylen, const char *token,
+				   int flags)
+{
+	Conn	   *c = ready_conn(0);
+
+	if (flags & VAULT_QUICK)
 	{
-		char	   *small = malloc(RESPONSE_KEEP_BYTES / 2 + 1);
+		set_or_fail(curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS,
+									 (long) Min(vault_connect_timeout_ms, VAULT_QUICK_TIMEOUT_MS)));
+		set_or_fail(curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS,
+									 (long) Min(vault_timeout_ms, VAULT_QUICK_TIMEOUT_MS)));
+		/* the next request sets the configured ones again */
+		c->applied_connect_timeout = -1;
+		c->applied_timeout = -1;
+	}
+	exchange(c, res, method, path, body, bodylen, current_headers(token),
+			 flags, 0, 0, GetCurrentTimestamp());
+}
 
-		if (small != NULL)
+/*
+ * The first attempt of each request marked in todo, all at once: one
+ * connection each, on the first address whose breaker lets them through.
+ * Requests whose attempt failed in a way worth retrying then go through
+ * exchange(), one after another, with the retries and failover a single
+ * request gets.
+ */
+void
+vault_http_perform_many(VaultResult *res, int n, const bool *todo,
+						VaultMethod method, const char *path,
+						const char *const *bodies, const size_t *lens,
+						const int64 *rows, const char *token, int flags)
+{
+	struct curl_slist *headers;
+	TimestampTz start = GetCurrentTimestamp();
+	VaultStatKind kind = VAULT_KIND_OF(flags);
+	int			base = -1;
+	int			running = 0;
+	bool		added[VAULT_MAX_PARALLEL];
+	CURLMsg    *msg;
+	int			left;
+
+	Assert(n >= 1 && n <= VAULT_MAX_PARALLEL);
+	for (int i = 0; i < n; i++)
+	{
+		added[i] = false;
+		if (todo == NULL || todo[i])
+			(void) ready_conn(1 + i);
+	}
+	headers = current_headers(token);
+	if (multi == NULL)
+	{
+		multi = curl_multi_init();
+		if (multi == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+					 errmsg("could not create a libcurl multi handle")));
+	}
+
+	for (int i = 0; i < nbases && base < 0; i++)
+		if (vault_breaker_allows(base_hash[i], start))
+			base = i;
+
+	/* From here to the end of the round nothing raises an error. */
+	if (base >= 0)
+	{
+		prepare_url(base, path, method);
+		for (int i = 0; i < n; i++)
 		{
-			memcpy(small, response.data, response.len);
-			small[response.len] = '\0';
-			explicit_bzero(response.data, response.cap);
-			free(response.data);
-			response.data = small;
-			response.cap = RESPONSE_KEEP_BYTES / 2 + 1;
-			res->body = small;
+			Conn	   *c = &conns[1 + i];
+
+			if (todo != NULL && !todo[i])
+				continue;
+			setup_transfer(c, &res[i], method, bodies[i], lens[i], headers);
+			if (curl_multi_add_handle(multi, c->h) == CURLM_OK)
+				added[i] = true;
+			else
+				finish_transfer(c, &res[i], CURLE_OUT_OF_MEMORY);
+		}
+		pgstat_report_wait_start(wait_event(WAIT_REQUEST));
+		for (;;)
+		{
+			/* a pending cancel aborts the transfers through xferinfo_callback */
+			if (curl_multi_perform(multi, &running) != CURLM_OK || running == 0)
+				break;
+			(void) curl_multi_poll(multi, NULL, 0, 1000, NULL);
+		}
+		pgstat_report_wait_end();
+		while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+		{
+			Conn	   *c = NULL;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &c);
+			if (c == NULL || c < &conns[1] || c > &conns[n])
+				continue;
+			finish_transfer(c, &res[c - &conns[1]], msg->data.result);
+			curl_multi_remove_handle(multi, c->h);
+			added[c - &conns[1]] = false;
+		}
+		/* a transfer the multi handle did not report (a failed perform) */
+		for (int i = 0; i < n; i++)
+			if (added[i])
+			{
+				curl_multi_remove_handle(multi, conns[1 + i].h);
+				finish_transfer(&conns[1 + i], &res[i], CURLE_SEND_ERROR);
+			}
+	}
+
+	for (int i = 0; i < n; i++)
+	{
+		Conn	   *c = &conns[1 + i];
+
+		if (todo != NULL && !todo[i])
+			continue;
+		if (base < 0)
+		{
+			/* every breaker open: exchange() reports it */
+			if (rows)
+				vault_stat_set_rows(rows[i]);
+			exchange(c, &res[i], method, path, bodies[i], lens[i], headers,
+					 flags, 0, 0, start);
+			continue;
+		}
+		if (res[i].transport == VT_CANCELED)
+		{
+			vault_stat_exchange(kind, false, 0, (int64) lens[i], res[i].len,
+								(double) (GetCurrentTimestamp() - start) / 1000.0);
+			continue;
+		}
+		vault_breaker_record(base_hash[base], transport_failure(&res[i]),
+							 vault_breaker_failures, vault_breaker_cooldown_ms);
+		if (rows)
+			vault_stat_set_rows(rows[i]);
+		if (should_retry(&res[i], flags))
+			exchange(c, &res[i], method, path, bodies[i], lens[i], headers,
+					 flags, 1, 1, start);
+		else
+		{
+			vault_stat_exchange(kind, res[i].transport == VT_OK && res[i].status < 400,
+								0, (int64) lens[i], res[i].len,
+								(double) (GetCurrentTimestamp() - start) / 1000.0);
+			shrink_response(c, &res[i]);
 		}
 	}
+	CHECK_FOR_INTERRUPTS();
 }
 
 /* Wipes the last response (a login's, holding a token) from memory. */
 void
 vault_http_wipe_response(void)
 {
-	if (response.data != NULL)
-		explicit_bzero(response.data, response.len);
-	response.len = 0;
+	ResponseBuffer *rb = &conns[0].rb;
+
+	if (rb->data != NULL)
+		explicit_bzero(rb->data, rb->len);
+	rb->len = 0;
+}
+
+/* Wipes the responses of the last parallel round (plaintexts) from memory. */
+void
+vault_http_wipe_many(void)
+{
+	for (int i = 1; i <= VAULT_MAX_PARALLEL; i++)
+	{
+		ResponseBuffer *rb = &conns[i].rb;
+
+		if (rb->data != NULL)
+			explicit_bzero(rb->data, rb->len);
+		rb->len = 0;
+	}
 }
 
 void

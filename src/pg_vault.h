@@ -120,6 +120,23 @@ extern void vault_http_perform(VaultResult *res, VaultMethod method,
 /* Wipes the last response body, for answers that carry a token. */
 extern void vault_http_wipe_response(void);
 
+/* Most requests a parallel round carries (vault.batch_parallel's maximum). */
+#define VAULT_MAX_PARALLEL 16
+
+/*
+ * n (at most VAULT_MAX_PARALLEL) requests to one path at once, each on its
+ * own connection, with the retries and failover of vault_http_perform; only
+ * those marked in todo when it is not NULL.  rows, when not NULL, gives each
+ * request's row count for vault_stat.  res[i].body stays valid until the
+ * next parallel round; vault_http_wipe_many wipes the bodies.
+ */
+extern void vault_http_perform_many(VaultResult *res, int n, const bool *todo,
+									VaultMethod method, const char *path,
+									const char *const *bodies, const size_t *lens,
+									const int64 *rows, const char *token,
+									int flags);
+extern void vault_http_wipe_many(void);
+
 /* ---- requests with authentication (client.c) ---- */
 
 /*
@@ -130,6 +147,12 @@ extern void vault_http_wipe_response(void);
 extern void vault_request(VaultResult *res, VaultMethod method,
 						  const char *path, const char *body, size_t bodylen,
 						  int flags);
+
+/* vault_request for n requests at once (vault_http_perform_many). */
+extern void vault_request_many(VaultResult *res, int n, VaultMethod method,
+							   const char *path, const char *const *bodies,
+							   const size_t *lens, const int64 *rows,
+							   int flags);
 
 /* ---- request bodies and paths (request.c) ---- */
 
@@ -294,6 +317,7 @@ extern void vault_kv_init(void);
 /* GUCs read by several areas */
 extern int	vault_batch_size;
 extern int	vault_batch_max_strings;
+extern int	vault_batch_parallel;
 extern int	vault_batch_items(void);
 extern char *vault_transit_mount;
 extern char *vault_kv_mount;

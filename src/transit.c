@@ -14,6 +14,11 @@
  *    "refused JSON input due to high complexity", so an encrypt batch of
  *    1000 plain items (2001 strings) would never get through.
  *
+ *    Up to vault.batch_parallel chunks go out at once, each on its own
+ *    connection (http.c's parallel round): bodies are built for a round,
+ *    sent together, and the answers parsed in order, so results keep input
+ *    order whatever order Vault answers in.
+ *
  *    Decrypted text is checked against the database encoding: a value that
  *    is not valid is an error, never returned as garbage (the bytea forms
  *    are for binary data).  That error does not quote the bytes.
@@ -45,6 +50,7 @@
 
 int			vault_batch_size = 1000;
 int			vault_batch_max_strings = 1000;
+int			vault_batch_parallel = 4;
 char	   *vault_transit_mount = NULL;
 
 typedef enum TransitOp
@@ -217,9 +223,145 @@ vault_batch_items(void)
 	return n;
 }
 
+/* One request of a batch: which input elements it carries, and its body. */
+typedef struct BatchChunk
+{
+	int			n;				/* items */
+	int		   *pos;			/* their index in the input */
+	int		   *subs;			/* their subscript, for messages */
+	const char **values;		/* results, parsed */
+	size_t	   *lens;
+	StringInfoData body;
+} BatchChunk;
+
 /*
- * An array through a transit operation, vault.batch_size items per request.
- * contexts, when given, has one context (or NULL) per input element.
+ * Takes the next items from position *next into chunk ch and writes its
+ * request body; returns false when no item is left.
+ */
+static bool
+build_chunk(BatchChunk *ch, const TransitOpInfo *info, TransitOp top,
+			Datum *elems, bool *nulls, int nelems, Datum *ctx_elems,
+			bool *ctx_nulls, int lbound, const char *algorithm, int *next)
+{
+	int			n = 0;
+	size_t		estimate = 64;
+	/* "batch_input", and "algorithm" with its value */
+	int			strings = 1 + (algorithm ? 2 : 0);
+
+	while (*next < nelems && n < vault_batch_size &&
+		   (n == 0 || estimate < MAX_BATCH_BODY))
+	{
+		int			i = *next;
+
+		if (!nulls[i])
+		{
+			size_t		len = VARSIZE_ANY_EXHDR(DatumGetPointer(elems[i]));
+			/* the input's key and value, and the context's */
+			int			item_strings = (ctx_elems && !ctx_nulls[i]) ? 4 : 2;
+
+			if (n > 0 && vault_batch_max_strings > 0 &&
+				strings + item_strings > vault_batch_max_strings)
+				break;
+			strings += item_strings;
+
+			estimate += (info->input_base64 ? vc_b64_encoded_len(len) : len) + 40;
+			if (ctx_elems && !ctx_nulls[i])
+				estimate += vc_b64_encoded_len(VARSIZE_ANY_EXHDR(DatumGetPointer(ctx_elems[i]))) + 16;
+			ch->pos[n] = i;
+			ch->subs[n] = lbound + i;
+			n++;
+		}
+		(*next)++;
+	}
+	ch->n = n;
+	if (n == 0)
+		return false;
+
+	initStringInfo(&ch->body);
+	if (estimate < (size_t) (MaxAllocSize - 1))
+		enlargeStringInfo(&ch->body, (int) estimate);
+	appendStringInfoString(&ch->body, "{\"batch_input\":[");
+	for (int k = 0; k < n; k++)
+	{
+		int			i = ch->pos[k];
+		VaultJsonWriter w;
+		struct varlena *v = (struct varlena *) DatumGetPointer(elems[i]);
+
+		if (k > 0)
+			appendStringInfoChar(&ch->body, ',');
+		vault_jw_begin(&w, &ch->body);
+		append_input(&w, top, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+		if (ctx_elems && !ctx_nulls[i])
+		{
+			struct varlena *c = (struct varlena *) DatumGetPointer(ctx_elems[i]);
+
+			vault_jw_base64(&w, "context", VARDATA_ANY(c), VARSIZE_ANY_EXHDR(c));
+		}
+		vault_jw_end(&w);
+	}
+	appendStringInfoChar(&ch->body, ']');
+	if (algorithm)
+	{
+		appendStringInfoString(&ch->body, ",\"algorithm\":");
+		escape_json(&ch->body, algorithm);
+	}
+	appendStringInfoChar(&ch->body, '}');
+	return true;
+}
+
+/*
+ * Parses the answers of a round of chunks into out (allocated in caller_cxt).
+ * The answers of a parallel round hold plaintexts: wiped, whatever happens.
+ */
+static void
+collect_results(BatchChunk *chunks, int nchunks, VaultResult *res,
+				TransitOp top, const char *key, bool result_bytea, VaultOp *op,
+				Datum *out, MemoryContext chunk_cxt, MemoryContext caller_cxt)
+{
+	const TransitOpInfo *info = &transit_ops[top];
+
+	PG_TRY();
+	{
+		for (int c = 0; c < nchunks; c++)
+		{
+			BatchChunk *ch = &chunks[c];
+			VaultDoc   *doc;
+
+			MemoryContextSwitchTo(chunk_cxt);
+			doc = vault_doc_parse(&res[c], op, VAULT_ACCEPT_BATCH);
+			vault_doc_batch(doc, info->out_item, ch->n, ch->values, ch->lens,
+							ch->subs, op);
+
+			MemoryContextSwitchTo(caller_cxt);
+			for (int k = 0; k < ch->n; k++)
+			{
+				struct varlena *r;
+
+				if (top == T_DECRYPT)
+					r = decode_plaintext(ch->values[k], ch->lens[k], !result_bytea,
+										 key, ch->subs[k], op);
+				else
+					r = (struct varlena *) cstring_to_text_with_len(ch->values[k],
+																	(int) ch->lens[k]);
+				out[ch->pos[k]] = PointerGetDatum(r);
+			}
+		}
+	}
+	PG_CATCH();
+	{
+		if (nchunks > 1)
+			vault_http_wipe_many();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (nchunks > 1)
+		vault_http_wipe_many();
+}
+
+/*
+ * An array through a transit operation, vault.batch_size items per request,
+ * up to vault.batch_parallel requests at once.  contexts, when given, has
+ * one context (or NULL) per input element.
  */
 static ArrayType *
 transit_batch(TransitOp top, ArrayType *input, const char *key,
@@ -240,10 +382,6 @@ transit_batch(TransitOp top, ArrayType *input, const char *key,
 	int			nctx = 0;
 	Datum	   *out;
 	bool	   *out_nulls;
-	int		   *pos;
-	int		   *subs;
-	const char **values;
-	size_t	   *lens;
 	char	   *path;
 	MemoryContext chunk_cxt;
 	MemoryContext caller_cxt = CurrentMemoryContext;
@@ -251,6 +389,10 @@ transit_batch(TransitOp top, ArrayType *input, const char *key,
 	int			dims[1];
 	int			lbs[1];
 	Oid			result_type = result_bytea ? BYTEAOID : TEXTOID;
+	int			parallel = Min(vault_batch_parallel, VAULT_MAX_PARALLEL);
+	BatchChunk	chunks[VAULT_MAX_PARALLEL];
+	int			flags = VAULT_RETRY_IDEMPOTENT | VAULT_SECRET_BODY |
+		VAULT_KIND(transit_kinds[top]);
 
 	if (ndim > 1)
 		ereport(ERROR,
@@ -279,10 +421,15 @@ transit_batch(TransitOp top, ArrayType *input, const char *key,
 	out = palloc0(sizeof(Datum) * Max(nelems, 1));
 	out_nulls = palloc(sizeof(bool) * Max(nelems, 1));
 	memcpy(out_nulls, nulls, sizeof(bool) * nelems);
-	pos = palloc(sizeof(int) * vault_batch_size);
-	subs = palloc(sizeof(int) * vault_batch_size);
-	values = palloc(sizeof(char *) * vault_batch_size);
-	lens = palloc(sizeof(size_t) * vault_batch_size);
+	/* no more requests than the input fills */
+	parallel = Max(1, Min(parallel, nelems / Max(vault_batch_items(), 1) + 1));
+	for (int c = 0; c < parallel; c++)
+	{
+		chunks[c].pos = palloc(sizeof(int) * vault_batch_size);
+		chunks[c].subs = palloc(sizeof(int) * vault_batch_size);
+		chunks[c].values = palloc(sizeof(char *) * vault_batch_size);
+		chunks[c].lens = palloc(sizeof(size_t) * vault_batch_size);
+	}
 
 	chunk_cxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "pg_vault batch chunk",
@@ -290,96 +437,42 @@ transit_batch(TransitOp top, ArrayType *input, const char *key,
 
 	for (;;)
 	{
-		int			n = 0;
-		size_t		estimate = 64;
-		/* "batch_input", and "algorithm" with its value */
-		int			strings = 1 + (algorithm ? 2 : 0);
-		StringInfoData body;
-		VaultResult res;
-		VaultDoc   *doc;
-		int			k;
-
-		while (next < nelems && n < vault_batch_size &&
-			   (n == 0 || estimate < MAX_BATCH_BODY))
-		{
-			if (!nulls[next])
-			{
-				size_t		len = VARSIZE_ANY_EXHDR(DatumGetPointer(elems[next]));
-				/* the input's key and value, and the context's */
-				int			item_strings = (ctx_elems && !ctx_nulls[next]) ? 4 : 2;
-
-				if (n > 0 && vault_batch_max_strings > 0 &&
-					strings + item_strings > vault_batch_max_strings)
-					break;
-				strings += item_strings;
-
-				estimate += (info->input_base64 ? vc_b64_encoded_len(len) : len) + 40;
-				if (ctx_elems && !ctx_nulls[next])
-					estimate += vc_b64_encoded_len(VARSIZE_ANY_EXHDR(DatumGetPointer(ctx_elems[next]))) + 16;
-				pos[n] = next;
-				subs[n] = lbound + next;
-				n++;
-			}
-			next++;
-		}
-		if (n == 0)
-			break;
+		int			nchunks = 0;
+		VaultResult res[VAULT_MAX_PARALLEL];
+		const char *bodies[VAULT_MAX_PARALLEL];
+		size_t		blens[VAULT_MAX_PARALLEL];
+		int64		rows[VAULT_MAX_PARALLEL];
 
 		MemoryContextSwitchTo(chunk_cxt);
-
-		initStringInfo(&body);
-		if (estimate < (size_t) (MaxAllocSize - 1))
-			enlargeStringInfo(&body, (int) estimate);
-		appendStringInfoString(&body, "{\"batch_input\":[");
-		for (k = 0; k < n; k++)
+		while (nchunks < parallel &&
+			   build_chunk(&chunks[nchunks], info, top, elems, nulls, nelems,
+						   ctx_elems, ctx_nulls, lbound, algorithm, &next))
 		{
-			int			i = pos[k];
-			VaultJsonWriter w;
-			struct varlena *v = (struct varlena *) DatumGetPointer(elems[i]);
-
-			if (k > 0)
-				appendStringInfoChar(&body, ',');
-			vault_jw_begin(&w, &body);
-			append_input(&w, top, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
-			if (ctx_elems && !ctx_nulls[i])
-			{
-				struct varlena *c = (struct varlena *) DatumGetPointer(ctx_elems[i]);
-
-				vault_jw_base64(&w, "context", VARDATA_ANY(c), VARSIZE_ANY_EXHDR(c));
-			}
-			vault_jw_end(&w);
+			bodies[nchunks] = chunks[nchunks].body.data;
+			blens[nchunks] = chunks[nchunks].body.len;
+			rows[nchunks] = chunks[nchunks].n;
+			nchunks++;
 		}
-		appendStringInfoChar(&body, ']');
-		if (algorithm)
+		if (nchunks == 0)
+			break;
+
+		if (nchunks == 1)
 		{
-			appendStringInfoString(&body, ",\"algorithm\":");
-			escape_json(&body, algorithm);
+			vault_stat_set_rows(rows[0]);
+			vault_request(&res[0], VAULT_POST, path, bodies[0], blens[0], flags);
 		}
-		appendStringInfoChar(&body, '}');
+		else
+			vault_request_many(res, nchunks, VAULT_POST, path, bodies, blens,
+							   rows, flags);
+		for (int c = 0; c < nchunks; c++)
+			explicit_bzero(chunks[c].body.data, chunks[c].body.len);
 
-		vault_stat_set_rows(n);
-		vault_request(&res, VAULT_POST, path, body.data, body.len,
-					  VAULT_RETRY_IDEMPOTENT | VAULT_SECRET_BODY | VAULT_KIND(transit_kinds[top]));
-		explicit_bzero(body.data, body.len);
-
-		doc = vault_doc_parse(&res, &op, VAULT_ACCEPT_BATCH);
-		vault_doc_batch(doc, info->out_item, n, values, lens, subs, &op);
-
-		MemoryContextSwitchTo(caller_cxt);
-		for (k = 0; k < n; k++)
-		{
-			struct varlena *r;
-
-			if (top == T_DECRYPT)
-				r = decode_plaintext(values[k], lens[k], !result_bytea, key,
-									 subs[k], &op);
-			else
-				r = (struct varlena *) cstring_to_text_with_len(values[k], (int) lens[k]);
-			out[pos[k]] = PointerGetDatum(r);
-		}
-		/* frees the body and, through its callback, the parsed response */
+		collect_results(chunks, nchunks, res, top, key, result_bytea, &op,
+						out, chunk_cxt, caller_cxt);
+		/* frees the bodies and, through its callback, the parsed responses */
 		MemoryContextReset(chunk_cxt);
 	}
+	MemoryContextSwitchTo(caller_cxt);
 	MemoryContextDelete(chunk_cxt);
 
 	if (nelems == 0)
@@ -680,6 +773,12 @@ vault_transit_init(void)
 										 "max_request_json_strings, 1000 by default; raise both together."),
 							&vault_batch_max_strings, 1000, 0, 10000000,
 							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("vault.batch_parallel",
+							gettext_noop("Largest number of batch requests a batch call keeps in flight at once, each on its own connection to Vault."),
+							gettext_noop("1 sends them one after another."),
+							&vault_batch_parallel, 4, 1, VAULT_MAX_PARALLEL,
+							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("vault.transit_mount",
 							   gettext_noop("Path where Vault's Transit engine is mounted."),

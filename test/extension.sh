@@ -267,6 +267,60 @@ expect "the backend survived it" ok "$(outcome "SELECT vault_encrypt('x', '$KEY'
 clear_faults
 
 
+# ---- batches in parallel: vault.batch_parallel requests at once ----
+# 40 items, 10 a request: 4 requests.  The proxy holds each encrypt request
+# until 4 are in it at once (gather): sent one after another they would
+# never meet, so max_inflight says what the client did, whatever the load.
+PAR="SET vault.batch_size = 10"
+RT="SELECT string_agg(p, ',' ORDER BY o)
+	  FROM unnest(vault_decrypt_batch(vault_encrypt_batch(
+	       (SELECT array_agg('$MARK-p' || g ORDER BY g) FROM generate_series(1, 40) g), '$KEY'), '$KEY'))
+	       WITH ORDINALITY AS t(p, o)"
+want=$(seq 1 40 | sed "s/^/$MARK-p/" | paste -sd,)
+fault '{"gather":4,"path_prefix":"transit/encrypt/"}'
+got=$(q "$PAR" "SET vault.batch_parallel = 4" "$RT")
+expect "batch_parallel 4: 40 items round trip, in order" "$want" "$got"
+expect "... their 4 requests were in flight at once" 4 "$(vault_api GET /_dev/faults | json_get max_inflight)"
+clear_faults
+fault '{"path_prefix":"transit/encrypt/"}'
+got=$(q "$PAR" "SET vault.batch_parallel = 1" "$RT")
+expect "batch_parallel 1: the same result" "$want" "$got"
+expect "... one request at a time" 1 "$(vault_api GET /_dev/faults | json_get max_inflight)"
+fault '{"gather":2,"path_prefix":"transit/encrypt/"}'
+expect "batch_parallel 2: two rounds of two, in order" "$want" \
+	"$(q "$PAR" "SET vault.batch_parallel = 2" "$RT")"
+clear_faults
+expect "vault.batch_parallel is for superusers to set" 42501 \
+	"$(outcome "CREATE ROLE pgv_par_$$ NOSUPERUSER" "SET ROLE pgv_par_$$" "SET vault.batch_parallel = 2")"
+q "DROP ROLE IF EXISTS pgv_par_$$" >/dev/null
+got=$(q "$PAR" "SELECT vault_stat_reset()" \
+	"SELECT count(*) FROM unnest(vault_encrypt_batch((SELECT array_agg('$MARK-s' || g) FROM generate_series(1, 40) g), '$KEY'))" \
+	"SELECT calls || ' ' || rows FROM vault_stat WHERE operation = 'encrypt'" | tail -n 1)
+expect "vault_stat: a parallel round counts each request and its rows" "4 40" "$got"
+# one request of the round fails: a 503 is retried on its own, the others
+# keep their answers; a 400 fails the statement
+fault '{"fail_next":1,"fail_status":503,"path_prefix":"transit/encrypt/"}'
+expect "a 503 to one request of a round: retried, round trip intact" "$want 0" \
+	"$(q "$PAR" "$RT") $(fault_left)"
+fault '{"fail_next":1,"fail_status":400,"path_prefix":"transit/encrypt/"}'
+expect "a 400 to one request of a round: 22023" 22023 \
+	"$(outcome "$PAR" "SELECT vault_encrypt_batch((SELECT array_agg('x' || g) FROM generate_series(1, 40) g), '$KEY')")"
+fault '{"malformed_next":1,"path_prefix":"transit/decrypt/"}'
+expect "a malformed answer in a round: 58V03" 58V03 "$(outcome "$PAR" "$RT")"
+clear_faults
+# a cancel stops a round: every request of it waits 30 s at the proxy, so
+# an end within 20 s is the cancel acting, however busy the machine
+fault '{"latency_ms":30000,"path_prefix":"transit/encrypt/"}'
+t0=$(now_ms)
+st=$(outcome "$PAR" "SET statement_timeout = '300ms'" \
+	"SELECT vault_encrypt_batch((SELECT array_agg('x' || g) FROM generate_series(1, 40) g), '$KEY')")
+t1=$(now_ms)
+expect "statement_timeout stops a parallel round: 57014" 57014 "$st"
+if [ $((t1 - t0)) -lt 20000 ]; then pgv_ok "... before the 30 s answers ($((t1 - t0)) ms)"; else pgv_not_ok "the round waited out its answers: $((t1 - t0)) ms"; fi
+clear_faults
+expect "the backend's next round works" "$want" "$(q "$PAR" "$RT")"
+
+
 # ---- TLS: a second OpenBao with a certificate from a CA made here ----
 if pgv_need_own_vault "a TLS server of the suite's own"; then
 	tls=$WORK/tls

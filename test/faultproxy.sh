@@ -102,4 +102,19 @@ else
 fi
 expect "after all of them, requests are forwarded as before" "0 200" "$(call /v1/sys/mounts)"
 
+# gather: requests meet in the proxy; max_inflight counts those at once
+switch '{"gather":2,"path_prefix":"sys/mounts"}'
+curl -s "${CURL_TLS[@]}" -o /dev/null -w '%{http_code}' -H "X-Vault-Token: $VAULT_TOKEN" \
+	"$VAULT_ADDR/v1/sys/mounts" >"$WORK/g1" &
+g1=$!
+expect "gather 2: the second request releases both" 200 \
+	"$(curl -s "${CURL_TLS[@]}" -o /dev/null -w '%{http_code}' -H "X-Vault-Token: $VAULT_TOKEN" "$VAULT_ADDR/v1/sys/mounts")"
+wait $g1
+expect "... and the first is answered too" 200 "$(cat "$WORK/g1")"
+expect "max_inflight: 2 at once" 2 "$(left max_inflight)"
+switch '{"gather":0,"path_prefix":"sys/mounts"}'
+call /v1/sys/mounts >/dev/null
+expect "setting the switches starts max_inflight again" 1 "$(left max_inflight)"
+vault_api DELETE /_dev/faults >/dev/null
+
 pgv_done

@@ -33,6 +33,13 @@
  *                       the announced Content-Length
  *      oversize_next N  forward, then answer 200 with a valid JSON object
  *                       of more than 4 MiB
+ *      gather N         hold each matching request until N matching
+ *                       requests are in the proxy at once (or 10 s pass):
+ *                       a request sent only after the previous one was
+ *                       answered never gets through sooner, so the tests
+ *                       see whether a client really sends requests at once
+ *    GET also shows max_inflight, the most matching requests that were in
+ *    the proxy at once since the switches were last set or cleared.
  *
  *    Each client connection gets its own thread (so a latency switch only
  *    holds up its own connection) and its own libcurl handle (so the
@@ -78,8 +85,12 @@ typedef struct faults
 	int			malformed_next;
 	int			truncated_next;
 	int			oversize_next;
+	int			gather;
+	int			max_inflight;	/* shown, not set */
 	char		path_prefix[256];
 } faults;
+
+#define GATHER_WAIT_S 10
 
 typedef enum fault_action
 {
@@ -114,6 +125,14 @@ typedef struct upresp
 
 static faults state;
 static pthread_mutex_t faults_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t inflight_cv = PTHREAD_COND_INITIALIZER;
+/*
+ * Matching requests in the proxy since the switches were last set or
+ * cleared (generation), under faults_mu: requests held up by an earlier
+ * setting do not count.
+ */
+static int	inflight;
+static unsigned generation;
 static char *upstream;			/* base URL, no trailing slash */
 static const char *cacert;
 static char *control_token;
@@ -306,7 +325,8 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 	const char *tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Vault-Token");
 	static const char *const ints[] = {
 		"latency_ms", "fail_next", "fail_status", "retry_after",
-		"close_next", "malformed_next", "truncated_next", "oversize_next", NULL
+		"close_next", "malformed_next", "truncated_next", "oversize_next",
+		"gather", NULL
 	};
 
 	if (tok == NULL || !vc_ct_streq(tok, control_token))
@@ -316,6 +336,9 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 	{
 		pthread_mutex_lock(&faults_mu);
 		memset(&state, 0, sizeof(state));
+		generation++;
+		inflight = 0;
+		pthread_cond_broadcast(&inflight_cv);
 		pthread_mutex_unlock(&faults_mu);
 		return send_text(c, 204, NULL, 0);
 	}
@@ -326,11 +349,13 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 		enum MHD_Result ret;
 
 		pthread_mutex_lock(&faults_mu);
-		o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s}",
+		o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s}",
 					  "latency_ms", state.latency_ms, "fail_next", state.fail_next,
 					  "fail_status", state.fail_status, "retry_after", state.retry_after,
 					  "close_next", state.close_next, "malformed_next", state.malformed_next,
-					  "truncated_next", state.truncated_next, "oversize_next", state.oversize_next, "path_prefix", state.path_prefix);
+					  "truncated_next", state.truncated_next, "oversize_next", state.oversize_next,
+					  "gather", state.gather, "max_inflight", state.max_inflight,
+					  "path_prefix", state.path_prefix);
 		pthread_mutex_unlock(&faults_mu);
 		text = json_dumps(o, JSON_COMPACT);
 		json_decref(o);
@@ -345,7 +370,7 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 		int		   *fields[] = {
 			&state.latency_ms, &state.fail_next, &state.fail_status, &state.retry_after,
 			&state.close_next, &state.malformed_next, &state.truncated_next,
-			&state.oversize_next
+			&state.oversize_next, &state.gather
 		};
 		const char *bad = NULL;
 
@@ -381,6 +406,10 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 		}
 		if (prefix)
 			strcpy(state.path_prefix, json_string_value(prefix));
+		state.max_inflight = 0;
+		generation++;
+		inflight = 0;
+		pthread_cond_broadcast(&inflight_cv);
 		pthread_mutex_unlock(&faults_mu);
 		json_decref(cfg);
 		return send_text(c, 204, NULL, 0);
@@ -394,15 +423,30 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
  * counting under one lock hands each fault to exactly one request.
  */
 static fault_action
-fault_take(const char *path, int *latency_ms, int *status, int *retry_after)
+fault_take(const char *path, int *latency_ms, int *status, int *retry_after,
+		   bool *matched, unsigned *gen)
 {
 	fault_action act = ACT_NONE;
 
 	*latency_ms = 0;
+	*matched = false;
 	pthread_mutex_lock(&faults_mu);
 	if (strncmp(path, state.path_prefix, strlen(state.path_prefix)) == 0)
 	{
+		struct timespec until;
+
+		*matched = true;
+		*gen = generation;
 		*latency_ms = state.latency_ms;
+		inflight++;
+		if (inflight > state.max_inflight)
+			state.max_inflight = inflight;
+		pthread_cond_broadcast(&inflight_cv);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += GATHER_WAIT_S;
+		while (inflight < state.gather && *gen == generation &&
+			   pthread_cond_timedwait(&inflight_cv, &faults_mu, &until) == 0)
+			;
 		/* the first counter still above zero fires, in this order */
 		struct
 		{
@@ -566,16 +610,20 @@ forward(CURL *h, struct MHD_Connection *c, const char *method, preq *rq, upresp 
 	return rc == CURLE_OK && up->status >= 100;
 }
 
+static enum MHD_Result forward_and_answer(struct MHD_Connection *c,
+										  const char *method, preq *rq,
+										  fault_action act);
+
 static enum MHD_Result
 dispatch(struct MHD_Connection *c, const char *url, const char *method, preq *rq)
 {
-	const union MHD_ConnectionInfo *ci;
 	const char *path = url;
 	fault_action act;
 	int			latency_ms,
 				status = 0,
 				retry_after = 0;
-	upresp		up = {0};
+	bool		matched;
+	unsigned	gen = 0;
 	enum MHD_Result ret;
 
 	if (rq->too_big)
@@ -587,11 +635,31 @@ dispatch(struct MHD_Connection *c, const char *url, const char *method, preq *rq
 		path += 4;
 	else if (*path == '/')
 		path++;
-	act = fault_take(path, &latency_ms, &status, &retry_after);
+	act = fault_take(path, &latency_ms, &status, &retry_after, &matched, &gen);
 	if (latency_ms > 0)
 		sleep_ms(latency_ms);
 	if (act == ACT_FAIL)
-		return send_text(c, status, "{\"errors\":[\"fault injected\"]}", retry_after);
+		ret = send_text(c, status, "{\"errors\":[\"fault injected\"]}", retry_after);
+	else
+		ret = forward_and_answer(c, method, rq, act);
+	if (matched)
+	{
+		pthread_mutex_lock(&faults_mu);
+		if (gen == generation)
+			inflight--;
+		pthread_mutex_unlock(&faults_mu);
+	}
+	return ret;
+}
+
+/* Forwards a request upstream and answers it as the switch act says. */
+static enum MHD_Result
+forward_and_answer(struct MHD_Connection *c, const char *method, preq *rq,
+				   fault_action act)
+{
+	const union MHD_ConnectionInfo *ci;
+	upresp		up = {0};
+	enum MHD_Result ret;
 
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci == NULL || ci->socket_context == NULL ||

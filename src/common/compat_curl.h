@@ -1,6 +1,9 @@
 /*
  * compat_curl.h: what pg_vault needs from libcurl, on libcurls older than the
- * calls http.c is written with.  Included by http.c only, after curl.h.
+ * calls the extension (src/http.c) and the app (app/vault.c) are written
+ * with.  Plain C: no PostgreSQL header.  The fallback's Retry-After buffer
+ * is one per process: http.c reads it right after each exchange, and the
+ * app's exchanges run one at a time under its curl lock.
  *
  *    vc_compat_protocols(h)    restrict handle h to http and https:
  *                              CURLOPT_PROTOCOLS_STR from 7.85.0,
@@ -19,6 +22,9 @@
  */
 #ifndef PG_VAULT_COMPAT_CURL_H
 #define PG_VAULT_COMPAT_CURL_H
+
+#include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -64,7 +70,7 @@ vc_compat_header_callback(char *buf, size_t size, size_t nitems, void *userdata)
 
 	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0)
 		vc_compat_retry_after_value[0] = '\0';
-	else if (len >= sizeof(name) - 1 && pg_strncasecmp(buf, name, sizeof(name) - 1) == 0)
+	else if (len >= sizeof(name) - 1 && strncasecmp(buf, name, sizeof(name) - 1) == 0)
 	{
 		buf += sizeof(name) - 1;
 		while (buf < end && (*buf == ' ' || *buf == '\t'))
@@ -83,6 +89,7 @@ vc_compat_header_callback(char *buf, size_t size, size_t nitems, void *userdata)
 static inline const char *
 vc_compat_retry_after(CURL *h)
 {
+	(void) h;
 	return vc_compat_retry_after_value[0] != '\0' ? vc_compat_retry_after_value : NULL;
 }
 
