@@ -72,6 +72,7 @@ typedef struct AppConfig
 	int			auth_fail_burst;	/* failed authentications an address may make at once */
 	int			auth_fail_per_minute;	/* and then, refilled */
 	int			auth_limited_delay_ms;	/* a 429 is held back this long */
+	const char *trusted_proxies;	/* whose X-Forwarded-For names the client */
 	int			max_unauthenticated;	/* requests in flight without a credential */
 	int			health_interval;	/* seconds between background health checks */
 	int			ready_interval_ms;	/* /ready does a round trip at most this often */
@@ -140,8 +141,13 @@ typedef struct RateKey
 
 /* burst 0: no limit.  Before any thread starts. */
 void		ratelimit_init(int burst, int per_minute);
-/* False when the address is not IPv4 or IPv6 (then it is not limited). */
-bool		ratelimit_key(const void *sockaddr, RateKey *key);
+/* APP_TRUSTED_PROXIES: addresses and CIDR blocks, comma-separated. */
+bool		ratelimit_trust(const char *list, char *err, size_t errlen);
+/* The client of a request from sockaddr: through X-Forwarded-For (may be
+ * NULL) when sockaddr is a trusted proxy.  False when the address is not
+ * IPv4 or IPv6 (then it is not limited). */
+bool		ratelimit_key(const void *sockaddr, const char *forwarded_for,
+						  RateKey *key);
 /* 0 when the address may try to authenticate; else the seconds until it
  * may (Retry-After). */
 int			ratelimit_check(const RateKey *key);
@@ -386,6 +392,8 @@ void		monitor_stop(void);
 const char *req_query(AppRequest *req, const char *name);
 bool		req_query_only(AppRequest *req, const char *const *names);
 const char *req_header(AppRequest *req, const char *name);
+/* Every header of that name, comma-joined in order (malloc'd), or NULL. */
+char	   *req_header_all(AppRequest *req, const char *name);
 /* json_parse_fields over the request's body; on failure replies 400 and
  * returns NULL. */
 json_t	   *json_body_fields(AppRequest *req, const JsonField *fields);

@@ -209,6 +209,7 @@ config_load(char *err, size_t errlen)
 		return false;
 	}
 	c->kv_mount = env_or("APP_KV_MOUNT", "secret");
+	c->trusted_proxies = env_or("APP_TRUSTED_PROXIES", "");
 	if (ncpu < 1)
 		ncpu = 1;
 	if (!env_int("APP_DB_POOL_SIZE", (int) ncpu, 1, 32, &c->pool_size, err, errlen) ||

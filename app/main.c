@@ -77,7 +77,8 @@ main(int argc, char **argv)
 		return issue_credential_main(argc, argv);
 	}
 
-	if (!config_load(err, sizeof(err)))
+	if (!config_load(err, sizeof(err)) ||
+		!ratelimit_trust(app_config.trusted_proxies, err, sizeof(err)))
 	{
 		log_msg("error", "config", err);
 		return 2;

@@ -13,6 +13,15 @@
  *    has been forgiven) is free to reuse, and when a probe finds none the
  *    fullest is reused, so an attacker with many addresses can evict
  *    only the least suspicious ones.  A leaf but for the clock.
+ *
+ *    Behind a reverse proxy every client has the proxy's address.  With
+ *    APP_TRUSTED_PROXIES (addresses or CIDR blocks) a request from one of
+ *    them is keyed by X-Forwarded-For instead: its entries are read from
+ *    the right, trusted ones skipped, and the first other one is the
+ *    client (the leftmost when all are trusted).  A malformed entry ends
+ *    the walk at the last address read, so a client cannot choose its key
+ *    by writing garbage in front of what the proxy appended.  From any
+ *    other address the header is ignored: anyone can send it.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -39,6 +48,123 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static double burst;
 static double per_us;			/* tokens per microsecond */
 
+/* APP_TRUSTED_PROXIES, as 16-byte (IPv4 mapped) addresses and prefix lengths */
+#define MAX_TRUSTED 32
+static unsigned char trusted_addr[MAX_TRUSTED][16];
+static int	trusted_bits[MAX_TRUSTED];
+static int	ntrusted;
+
+/* An IPv4 or IPv6 address as text into 16 bytes (IPv4 mapped). */
+static bool
+parse_addr(const char *text, size_t len, unsigned char out[16], bool *v4)
+{
+	char		buf[INET6_ADDRSTRLEN];
+	struct in_addr a4;
+
+	if (len == 0 || len >= sizeof(buf))
+		return false;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	if (inet_pton(AF_INET, buf, &a4) == 1)
+	{
+		memset(out, 0, 10);
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &a4, 4);
+		*v4 = true;
+		return true;
+	}
+	*v4 = false;
+	return inet_pton(AF_INET6, buf, out) == 1;
+}
+
+static bool
+prefix_match(const unsigned char *a, const unsigned char *net, int bits)
+{
+	int			whole = bits / 8,
+				rest = bits % 8;
+
+	if (memcmp(a, net, whole) != 0)
+		return false;
+	return rest == 0 || ((a[whole] ^ net[whole]) & (0xff << (8 - rest))) == 0;
+}
+
+static bool
+is_trusted(const unsigned char addr[16])
+{
+	for (int i = 0; i < ntrusted; i++)
+		if (prefix_match(addr, trusted_addr[i], trusted_bits[i]))
+			return true;
+	return false;
+}
+
+bool
+ratelimit_trust(const char *list, char *err, size_t errlen)
+{
+	const char *p = list ? list : "";
+
+	ntrusted = 0;
+	while (*p)
+	{
+		const char *end = p + strcspn(p, ",");
+		const char *slash;
+		const char *a = p,
+				   *b = end;
+		bool		v4;
+		long		bits;
+
+		while (a < b && (*a == ' ' || *a == '\t'))
+			a++;
+		while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+			b--;
+		if (a < b)
+		{
+			slash = memchr(a, '/', b - a);
+			if (ntrusted == MAX_TRUSTED)
+			{
+				snprintf(err, errlen, "APP_TRUSTED_PROXIES: at most %d entries", MAX_TRUSTED);
+				return false;
+			}
+			if (!parse_addr(a, (slash ? slash : b) - a, trusted_addr[ntrusted], &v4))
+			{
+				snprintf(err, errlen, "APP_TRUSTED_PROXIES: \"%.*s\" is not an IP address or CIDR block",
+						 (int) (b - a), a);
+				return false;
+			}
+			bits = 128;
+			if (slash)
+			{
+				char	   *stop;
+
+				bits = strtol(slash + 1, &stop, 10);
+				if (stop != b || slash + 1 == b || bits < 0 || bits > (v4 ? 32 : 128))
+				{
+					snprintf(err, errlen, "APP_TRUSTED_PROXIES: bad prefix length in \"%.*s\"",
+							 (int) (b - a), a);
+					return false;
+				}
+				if (v4)
+					bits += 96;
+			}
+			trusted_bits[ntrusted++] = (int) bits;
+		}
+		p = *end ? end + 1 : end;
+	}
+	return true;
+}
+
+/* 16 bytes (IPv4 mapped) into a key: IPv4 whole, IPv6 its /64. */
+static void
+key_of(const unsigned char addr[16], RateKey *key)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	memset(key, 0, sizeof(*key));
+	if (memcmp(addr, mapped, 12) == 0)
+		memcpy(key->addr, addr, 16);
+	else
+		memcpy(key->addr, addr, 8);
+}
+
 void
 ratelimit_init(int b, int per_minute)
 {
@@ -47,9 +173,11 @@ ratelimit_init(int b, int per_minute)
 }
 
 bool
-ratelimit_key(const void *sockaddr, RateKey *key)
+ratelimit_key(const void *sockaddr, const char *forwarded_for, RateKey *key)
 {
 	const struct sockaddr *sa = sockaddr;
+	unsigned char addr[16];
+	const char *end;
 
 	memset(key, 0, sizeof(*key));
 	if (sa == NULL)
@@ -58,22 +186,41 @@ ratelimit_key(const void *sockaddr, RateKey *key)
 	{
 		const struct sockaddr_in *in = sockaddr;
 
-		/* stored as ::ffff:a.b.c.d, like a mapped one */
-		key->addr[10] = key->addr[11] = 0xff;
-		memcpy(key->addr + 12, &in->sin_addr, 4);
-		return true;
+		/* as ::ffff:a.b.c.d, like a mapped one */
+		memset(addr, 0, 10);
+		addr[10] = addr[11] = 0xff;
+		memcpy(addr + 12, &in->sin_addr, 4);
 	}
-	if (sa->sa_family == AF_INET6)
-	{
-		const struct sockaddr_in6 *in6 = sockaddr;
+	else if (sa->sa_family == AF_INET6)
+		memcpy(addr, &((const struct sockaddr_in6 *) sockaddr)->sin6_addr, 16);
+	else
+		return false;
 
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-			memcpy(key->addr, &in6->sin6_addr, 16);
-		else
-			memcpy(key->addr, &in6->sin6_addr, 8);	/* the /64 */
-		return true;
+	/* through trusted proxies, right to left, to the first other address */
+	end = forwarded_for ? forwarded_for + strlen(forwarded_for) : NULL;
+	while (end != NULL && is_trusted(addr))
+	{
+		const char *start = end;
+		const char *a,
+				   *b;
+		unsigned char next[16];
+		bool		v4;
+
+		while (start > forwarded_for && start[-1] != ',')
+			start--;
+		a = start;
+		b = end;
+		while (a < b && (*a == ' ' || *a == '\t'))
+			a++;
+		while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+			b--;
+		if (!parse_addr(a, b - a, next, &v4))
+			break;
+		memcpy(addr, next, 16);
+		end = start > forwarded_for ? start - 1 : NULL;
 	}
-	return false;
+	key_of(addr, key);
+	return true;
 }
 
 void

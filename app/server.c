@@ -188,7 +188,15 @@ authenticate(AppRequest *req, const AppRoute *r)
 	AuthResult	ar;
 
 	ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	keyed = ci != NULL && ratelimit_key(ci->client_addr, &key);
+	if (ci != NULL)
+	{
+		char	   *xff = req_header_all(req, "X-Forwarded-For");
+
+		keyed = ratelimit_key(ci->client_addr, xff, &key);
+		free(xff);
+	}
+	else
+		keyed = false;
 	if (keyed && (wait = ratelimit_check(&key)) > 0)
 	{
 		int64_t		delay_ms = (int64_t) wait * 1000;

@@ -567,6 +567,50 @@ else
 	pgv_not_ok "app starts listening on [::] (IPv4 and IPv6)"
 fi
 
+# ---- behind a reverse proxy: APP_TRUSTED_PROXIES and X-Forwarded-For ----
+# 127.0.0.1 stands for the proxy; ::1 for a client that reaches the app
+# directly.  Each client named by the proxy has its own tries.
+
+# xreq TOKEN-NAME X-FORWARDED-FOR...: GET /api/users with those headers
+xreq() {
+	local tok=$1 args=(-s -o "$OUT" -D "$HDRS" -w '%{http_code}' --max-time 60) h
+	shift
+	for h in "$@"; do args+=(-H "X-Forwarded-For: $h"); done
+	CODE=$(curl "${args[@]}" -H @"$WORK/$tok.hdr" "$APP_URL/api/users") || CODE=000
+}
+PORT=$(pgv_free_port)
+if PGV_APP_LISTEN="[::]:$PORT" start_app APP_AUTH_FAIL_BURST=2 APP_AUTH_FAIL_PER_MINUTE=1 \
+	APP_TRUSTED_PROXIES="127.0.0.0/8, 192.0.2.10"; then
+	APP_URL=http://127.0.0.1:$PORT
+	xreq bogus 203.0.113.5
+	c1=$CODE
+	xreq bogus 203.0.113.5
+	pgv_check "through a trusted proxy: 2 failures of client 203.0.113.5 (burst 2): 401 each" \
+		[ "$c1 $CODE" = "401 401" ]
+	xreq bogus 203.0.113.5
+	expect "... its 3rd: 429" 429
+	xreq bogus 203.0.113.6
+	expect "another client behind the same proxy has tries of its own: 401" 401
+	xreq full "203.0.113.5, 192.0.2.10"
+	expect "two trusted hops (a CDN, then the proxy): still client 203.0.113.5, 429" 429
+	xreq full "198.51.100.9, 203.0.113.5"
+	expect "a client that writes an address in front of the proxy's is still itself: 429" 429
+	xreq full 198.51.100.7 203.0.113.5
+	expect "two X-Forwarded-For headers are read as one list: 429" 429
+	xreq bogus "203.0.113.5, garbage"
+	expect "a malformed entry ends the walk at the proxy's own address (which has tries): 401" 401
+	APP_URL=http://[::1]:$PORT
+	xreq full 203.0.113.5
+	expect "from an address that is not a trusted proxy, X-Forwarded-For is ignored: 200" 200 '"users" in d'
+	pgv_stop_app
+else
+	pgv_not_ok "app starts with APP_TRUSTED_PROXIES"
+fi
+APP_TRUSTED_PROXIES="10.0.0.0/8, proxy.example" "$PGV_REPO/app/pg-vault-app" >"$WORK/badproxy.out" 2>&1 </dev/null
+rc=$?
+pgv_check "a bad APP_TRUSTED_PROXIES stops the app at start, naming the entry (exit 2)" \
+	bash -c "[ $rc = 2 ] && grep -q 'APP_TRUSTED_PROXIES: .*proxy.example.* is not an IP address' '$WORK/badproxy.out'"
+
 # ---- logs ----
 
 pgv_check "app log: every line is JSON with ts, level and event" \
