@@ -25,7 +25,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* Quoted parts of a scrubbed message hold nothing but the placeholder. */
+/*
+ * Quoted parts of a scrubbed message hold nothing but the placeholder (a
+ * quote left open is closed).
+ */
 static void
 check_scrubbed(const char *s)
 {
@@ -33,7 +36,12 @@ check_scrubbed(const char *s)
 
 	while ((q = strchr(q, '"')) != NULL)
 	{
-		FUZZ_ASSERT(strncmp(q + 1, "[redacted]\"", 11) == 0);
+		size_t		rest = strlen(q + 1);
+
+		/* the text may be cut inside the last placeholder */
+		FUZZ_ASSERT(strncmp(q + 1, "[redacted]\"", rest < 11 ? rest : 11) == 0);
+		if (rest < 11)
+			break;
 		q += 12;
 	}
 }

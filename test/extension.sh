@@ -220,6 +220,28 @@ fault '{"fail_next":3,"fail_status":400}'
 expect "400: 22023" 22023 "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
 expect "400 is never retried" 2 "$(fault_left)"
 clear_faults
+# Vault's message longer than the 2000 bytes a detail keeps, the cut
+# falling inside a two-byte character: still Vault's 400 (22023), never
+# 22021 for the half character (found by fuzz/fuzz_envelope.c)
+fault "$(/usr/bin/python3 -c 'import json
+print(json.dumps({"fail_next": 2, "fail_status": 400,
+                  "fail_body": json.dumps({"errors": ["x" + "\u00e9" * 1500]})}))')"
+expect "a long UTF-8 Vault message cut at 2000 bytes: 22023" 22023 "$(outcome "SELECT vault_encrypt('x', '$KEY')")"
+got=$(psql -XAtq -d "$DB" -c "SELECT vault_encrypt('x', '$KEY')" 2>&1 >/dev/null | sed -n 's/^DETAIL: .*: x/x/p')
+expect "the detail keeps the 999 whole characters that fit" "x$(printf '\u00e9%.0s' $(seq 999))." "$got"
+clear_faults
+# a real number out of int64's range where an integer belongs: 58V03
+# (converting it was undefined behaviour; found by fuzz/fuzz_envelope.c)
+for v in 1e19 -9.3e18 1.5; do
+	fault "{\"fail_next\":1,\"fail_status\":200,\"fail_body\":\"{\\\"data\\\":{\\\"version\\\":$v}}\"}"
+	expect "KV write answered with version $v: 58V03" 58V03 \
+		"$(outcome "SELECT vault_kv_put('$KV/fuzz-int', '{\"a\":\"b\"}')")"
+	clear_faults
+done
+fault '{"fail_next":1,"fail_status":200,"fail_body":"{\"data\":{\"version\":7.0}}"}'
+expect "KV write answered with version 7.0: read as 7" 7 \
+	"$(q "SELECT vault_kv_put('$KV/fuzz-int', '{\"a\":\"b\"}')")"
+clear_faults
 fault '{"fail_next":2,"fail_status":501}'
 expect "501: 55000, not retried" "55000 1" "$(outcome "SELECT vault_encrypt('x', '$KEY')") $(fault_left)"
 clear_faults

@@ -24,8 +24,11 @@
  *    after /v1/ starts with path_prefix ("" = every request):
  *      latency_ms       delay each matching request this long
  *      fail_next N      answer the next N with fail_status (default 500),
- *                       {"errors":["fault injected"]} and, with retry_after,
- *                       a Retry-After header; Vault never sees them
+ *                       fail_body (default {"errors":["fault injected"]})
+ *                       and, with retry_after, a Retry-After header; Vault
+ *                       never sees them.  fail_body is any text under 16
+ *                       KiB: an answer Vault could give (a long error
+ *                       message, a real number where an integer belongs)
  *      close_next N     forward, then hang up without an answer (Vault acted)
  *      malformed_next N forward, then send a whole HTTP answer carrying only
  *                       the first half of Vault's JSON
@@ -79,6 +82,7 @@ typedef struct faults
 	int			truncated_next;
 	int			oversize_next;
 	char		path_prefix[256];
+	char		fail_body[16384];	/* "" for the default */
 } faults;
 
 typedef enum fault_action
@@ -347,6 +351,7 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 			&state.close_next, &state.malformed_next, &state.truncated_next,
 			&state.oversize_next
 		};
+		json_t	   *fail_body = json_object_get(cfg, "fail_body");
 		const char *bad = NULL;
 
 		/* check everything first, so that a bad request changes nothing */
@@ -355,6 +360,9 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 		else if (prefix && (!json_is_string(prefix) ||
 							json_string_length(prefix) >= sizeof(state.path_prefix)))
 			bad = "faults: path_prefix must be a string under 256 bytes";
+		else if (fail_body && (!json_is_string(fail_body) ||
+							   json_string_length(fail_body) >= sizeof(state.fail_body)))
+			bad = "faults: fail_body must be a string under 16384 bytes";
 		for (int i = 0; !bad && ints[i]; i++)
 		{
 			json_t	   *v = json_object_get(cfg, ints[i]);
@@ -381,6 +389,8 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 		}
 		if (prefix)
 			strcpy(state.path_prefix, json_string_value(prefix));
+		if (fail_body)
+			strcpy(state.fail_body, json_string_value(fail_body));
 		pthread_mutex_unlock(&faults_mu);
 		json_decref(cfg);
 		return send_text(c, 204, NULL, 0);
@@ -394,7 +404,8 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
  * counting under one lock hands each fault to exactly one request.
  */
 static fault_action
-fault_take(const char *path, int *latency_ms, int *status, int *retry_after)
+fault_take(const char *path, int *latency_ms, int *status, int *retry_after,
+		   char *body, size_t body_size)
 {
 	fault_action act = ACT_NONE;
 
@@ -429,6 +440,8 @@ fault_take(const char *path, int *latency_ms, int *status, int *retry_after)
 		{
 			*status = state.fail_status ? state.fail_status : 500;
 			*retry_after = state.retry_after;
+			snprintf(body, body_size, "%s",
+					 state.fail_body[0] ? state.fail_body : "{\"errors\":[\"fault injected\"]}");
 		}
 	}
 	pthread_mutex_unlock(&faults_mu);
@@ -577,6 +590,7 @@ dispatch(struct MHD_Connection *c, const char *url, const char *method, preq *rq
 				retry_after = 0;
 	upresp		up = {0};
 	enum MHD_Result ret;
+	static __thread char fail_body[sizeof(((faults *) 0)->fail_body)];
 
 	if (rq->too_big)
 		return send_text(c, 413, "{\"errors\":[\"fault proxy: request body too large\"]}", 0);
@@ -587,11 +601,12 @@ dispatch(struct MHD_Connection *c, const char *url, const char *method, preq *rq
 		path += 4;
 	else if (*path == '/')
 		path++;
-	act = fault_take(path, &latency_ms, &status, &retry_after);
+	act = fault_take(path, &latency_ms, &status, &retry_after,
+					 fail_body, sizeof(state.fail_body));
 	if (latency_ms > 0)
 		sleep_ms(latency_ms);
 	if (act == ACT_FAIL)
-		return send_text(c, status, "{\"errors\":[\"fault injected\"]}", retry_after);
+		return send_text(c, status, fail_body, retry_after);
 
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci == NULL || ci->socket_context == NULL ||
