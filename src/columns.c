@@ -52,6 +52,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -1007,9 +1008,22 @@ columns_ProcessUtility(UTILITY_PARAMS)
 	nrunning--;
 }
 
+/*
+ * vault.progress_interval: how often vault_encrypt_column and
+ * vault_rewrap_column (the PL/pgSQL procedure vault_column_rewrite, which
+ * reads it with current_setting) report progress; 0 never.
+ */
+static int	vault_progress_interval_ms = 1000;
+
 void
 vault_columns_init(void)
 {
+	DefineCustomIntVariable("vault.progress_interval",
+							gettext_noop("How often vault_encrypt_column and vault_rewrap_column report progress; 0 never."),
+							NULL,
+							&vault_progress_interval_ms, 1000, 0, 3600000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	prev_ExecutorRun = ExecutorRun_hook;
 	ExecutorRun_hook = columns_ExecutorRun;
 	prev_ProcessUtility = ProcessUtility_hook;
