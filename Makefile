@@ -76,7 +76,7 @@ FUZZ_RUNS    ?=
 FUZZ_COMPILE  = $(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) $(FUZZ_WARN) -Isrc/common -Ifuzz
 
 .PHONY: fuzz fuzz-build
-fuzz-build: $(FUZZ_TARGETS)
+fuzz-build: $(FUZZ_TARGETS) ## build the libFuzzer targets of fuzz/ into fuzz/build/ (clang, ASan, UBSan)
 
 fuzz: fuzz-build ## libFuzzer targets (fuzz/), each for FUZZ_SECONDS (60) or FUZZ_RUNS executions
 	@bash fuzz/run.sh $(if $(FUZZ_RUNS),--runs $(FUZZ_RUNS),--seconds $(FUZZ_SECONDS))
