@@ -350,6 +350,12 @@ req POST /api/encrypt full '{"plaintext":"x","key_name":"admin-key"}'
 expect "a key the app is not configured for: 400" 400 'd == {"error": "unknown key_name"}'
 req POST /api/decrypt full '{"ciphertext":"not-a-ciphertext"}'
 expect "a ciphertext not of Vault's form: 400" 400 '"error" in d'
+# the extension's own parser (vc_ciphertext_version), as the vault_ciphertext domain has it
+for ct in 'vault:v1:not base64!' 'vault:v1:' 'vault:v1234567890:AAAA' 'vault:v1:AAAA==='; do
+	req POST /api/decrypt full "{\"ciphertext\":\"$ct\"}"
+	expect "'$ct' is not of Vault's form: 400" 400 \
+		'd["error"] == "field \"ciphertext\" is not a Vault ciphertext (vault:vN:...)"'
+done
 req POST /api/decrypt full '{"ciphertext":"vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}'
 expect "a tampered ciphertext: 400" 400 '"error" in d'
 req POST /api/encrypt full '{"plaintext":5}'
