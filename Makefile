@@ -61,6 +61,45 @@ $(FAULTPROXY): $(FAULTPROXY_SRCS) src/common/vault_common.h
 
 EXTRA_CLEAN += $(FAULTPROXY)
 
+# ---- fuzzing: libFuzzer targets in fuzz/ (clang), ASan and UBSan ----
+# Each target runs the project's own parsing code (src/common/, app/) on
+# arbitrary input; see fuzz/run.sh.  make fuzz builds them all and runs each
+# for FUZZ_SECONDS (or FUZZ_RUNS executions, when set); test/fuzz.sh runs
+# them for a fixed number of executions with a fixed seed.
+FUZZ_CC      ?= $(firstword $(shell command -v clang-14 clang 2>/dev/null))
+FUZZ_CFLAGS  ?= -g -O1 -fno-omit-frame-pointer
+FUZZ_SAN      = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_WARN     = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE
+FUZZ_TARGETS  = $(patsubst fuzz/%.c,fuzz/build/%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?=
+FUZZ_COMPILE  = $(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) $(FUZZ_WARN) -Isrc/common -Ifuzz
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_TARGETS) ## build the libFuzzer targets of fuzz/ into fuzz/build/ (clang, ASan, UBSan)
+
+fuzz: fuzz-build ## libFuzzer targets (fuzz/), each for FUZZ_SECONDS (60) or FUZZ_RUNS executions
+	@bash fuzz/run.sh $(if $(FUZZ_RUNS),--runs $(FUZZ_RUNS),--seconds $(FUZZ_SECONDS))
+
+fuzz/build/%: fuzz/%.c fuzz/fuzz_util.h $(wildcard src/common/*.h)
+	@test -n "$(FUZZ_CC)" || { echo "fuzz: clang is not installed (apt-get install -y clang-14 libclang-rt-14-dev)"; exit 2; }
+	@mkdir -p fuzz/build
+	$(FUZZ_COMPILE) -o $@ $< $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*)
+
+FUZZ_SRCS_fuzz_envelope    = src/common/vault_json.c src/common/vault_common.c
+FUZZ_LIBS_fuzz_envelope    = -ljansson
+FUZZ_SRCS_fuzz_ciphertext  = src/common/vault_common.c
+FUZZ_SRCS_fuzz_redact      = src/common/vault_redact.c
+# the app without its main()
+FUZZ_SRCS_fuzz_app_request = $(filter-out app/main.c,$(APP_SRCS)) $(PROG_INCLUDE) -Iapp
+FUZZ_LIBS_fuzz_app_request = -lmicrohttpd -lpq -ljansson -lcurl -lcrypto -lpthread
+fuzz/build/fuzz_envelope: src/common/vault_json.c src/common/vault_common.c
+fuzz/build/fuzz_ciphertext: src/common/vault_common.c
+fuzz/build/fuzz_redact: src/common/vault_redact.c
+fuzz/build/fuzz_app_request: $(APP_SRCS) $(APP_HDRS)
+
+EXTRA_CLEAN += fuzz/build
+
 .PHONY: test demo deps bench
 deps:
 	@bash test/lib/deps.sh

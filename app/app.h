@@ -409,6 +409,9 @@ void		h_config(AppRequest *req);
 void		h_users_create(AppRequest *req);
 void		h_users_list(AppRequest *req);
 void		h_user_ssn(AppRequest *req);
+/* GET /api/users/{id}/ssn's id: 0 when it can name a user, else the
+ * status to answer (400 not digits, 404 longer than any bigint). */
+int			user_id_check(const char *param);
 void		h_encrypt(AppRequest *req);
 void		h_decrypt(AppRequest *req);
 

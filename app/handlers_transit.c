@@ -4,11 +4,11 @@
  *    pg_vault, with only the keys the service is configured for
  *    (APP_TRANSIT_KEYS).  Plaintexts pass through memory only.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "app.h"
+#include "vault_common.h"
 
 #define DEFAULT_KEY		"user-data"
 
@@ -25,17 +25,11 @@ key_ok(AppRequest *req, const char **key)
 	return true;
 }
 
-/* vault:v<N>:<base64> */
+/* vault:v<N>:<base64>, as the extension's vault_ciphertext domain has it */
 static bool
 ciphertext_ok(const char *ct)
 {
-	const char *p;
-
-	if (strncmp(ct, "vault:v", 7) != 0 || !isdigit((unsigned char) ct[7]))
-		return false;
-	for (p = ct + 7; isdigit((unsigned char) *p); p++)
-		;
-	return *p == ':' && p[1] != '\0';
+	return vc_ciphertext_version(ct, strlen(ct)) >= 0;
 }
 
 void

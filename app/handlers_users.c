@@ -204,6 +204,20 @@ h_users_list(AppRequest *req)
 	reply_json(req, 200, json_pack("{s:o}", "users", users));
 }
 
+int
+user_id_check(const char *param)
+{
+	const char *c;
+
+	for (c = param; *c; c++)
+		if (!isdigit((unsigned char) *c))
+			return 400;
+	/* Longer than any bigint: no such user. */
+	if (strlen(param) > 18)
+		return 404;
+	return 0;
+}
+
 /* GET /api/users/<id>/ssn: masked inside the database. */
 void
 h_user_ssn(AppRequest *req)
@@ -211,16 +225,14 @@ h_user_ssn(AppRequest *req)
 	const char *params[1] = {req->param};
 	PGresult   *res;
 	DbError		err;
-	const char *c;
+	int			check = user_id_check(req->param);
 
-	for (c = req->param; *c; c++)
-		if (!isdigit((unsigned char) *c))
-		{
-			reply_error(req, 400, "user id must be a positive integer");
-			return;
-		}
-	/* Longer than any bigint: no such user. */
-	if (strlen(req->param) > 18)
+	if (check == 400)
+	{
+		reply_error(req, 400, "user id must be a positive integer");
+		return;
+	}
+	if (check == 404)
 	{
 		reply_error(req, 404, "SSN not found");
 		return;

@@ -507,7 +507,8 @@ $$;
  *
  * Both procedures work in batches of batch_size rows, each encrypted or
  * rewrapped through one batch request and committed; they report progress
- * and a summary as NOTICEs, and must be CALLed outside a transaction block.
+ * (at most once every vault.progress_interval, default 1s; 0 for none) and
+ * a summary as NOTICEs, and must be CALLed outside a transaction block.
  * Each write is a compare-and-swap on the row's ctid and old value: a row
  * that another session changed meanwhile is left to it and picked up again
  * by the next pass, so no concurrent update is lost.  After a crash or a
@@ -641,6 +642,8 @@ DECLARE
 	n bigint;
 	t0 timestamptz := pg_catalog.clock_timestamp();
 	last_report timestamptz := t0;
+	-- vault.progress_interval: 0 (or 0s) reports no progress
+	progress interval := coalesce(pg_catalog.current_setting('vault.progress_interval', true), '1s')::interval;
 	secs double precision;
 BEGIN
 	IF tbl IS NULL OR col IS NULL OR key IS NULL THEN
@@ -776,7 +779,7 @@ BEGIN
 				skipped := skipped + (j - i + 1) - n;
 				batches := batches + 1;
 				i := j + 1;
-				IF pg_catalog.clock_timestamp() - last_report >= interval '1 second' THEN
+				IF progress > interval '0' AND pg_catalog.clock_timestamp() - last_report >= progress THEN
 					RAISE NOTICE '%: %.%: % rows % so far, about % left',
 						verb, target, col, done, done_word, greatest(remaining - done, 0);
 					last_report := pg_catalog.clock_timestamp();

@@ -52,20 +52,19 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "pg_vault.h"
+#include "common/vault_common.h"
 
 /* Held rows are flushed before their copies pass this size. */
 #define MAX_HELD_BYTES	(16 * 1024 * 1024)
 
 /* The blind index is an HMAC with the column's key and this algorithm. */
 #define HMAC_ALGORITHM	"sha2-256"
-
-/* A ciphertext's version has at most 9 digits, like the domain's check. */
-#define MAX_VERSION_DIGITS	9
 
 /* One encrypted column of a trigger's argument list. */
 typedef struct EncColumn
@@ -137,45 +136,7 @@ typedef struct ColumnsErrorArg
 	const char *key;
 } ColumnsErrorArg;
 
-/* ---- ciphertext tests ---- */
-
-static inline bool
-is_b64_char(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		(c >= '0' && c <= '9') || c == '+' || c == '/';
-}
-
-/*
- * The key version of a Vault ciphertext, or -1 for anything else.  The form
- * is the vault_ciphertext domain's: ^vault:v[0-9]{1,9}:[A-Za-z0-9+/]+={0,2}$
- */
-static int
-ciphertext_version(const char *s, int len)
-{
-	int			i = 7;
-	int			version = 0;
-	int			start;
-	int			pad = 0;
-
-	if (len < 10 || memcmp(s, "vault:v", 7) != 0)
-		return -1;
-	while (i < len && s[i] >= '0' && s[i] <= '9' && i - 7 < MAX_VERSION_DIGITS)
-		version = version * 10 + (s[i++] - '0');
-	if (i == 7 || i >= len || s[i] != ':')
-		return -1;
-	start = ++i;
-	while (i < len && is_b64_char(s[i]))
-		i++;
-	if (i == start)
-		return -1;
-	while (i < len && s[i] == '=' && pad < 2)
-	{
-		i++;
-		pad++;
-	}
-	return i == len ? version : -1;
-}
+/* ---- ciphertext tests (the parser: vc_ciphertext_version, src/common) ---- */
 
 static bool
 datum_is_ciphertext(Datum value)
@@ -183,7 +144,7 @@ datum_is_ciphertext(Datum value)
 	text	   *t = DatumGetTextPP(value);
 	bool		result;
 
-	result = ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) >= 0;
+	result = vc_ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) >= 0;
 	if ((Pointer) t != DatumGetPointer(value))
 		pfree(t);
 	return result;
@@ -196,7 +157,7 @@ pg_vault_is_ciphertext(PG_FUNCTION_ARGS)
 {
 	text	   *t = PG_GETARG_TEXT_PP(0);
 
-	PG_RETURN_BOOL(ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) >= 0);
+	PG_RETURN_BOOL(vc_ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) >= 0);
 }
 
 /* SQL function: vault_ciphertext_version(value text) returns integer */
@@ -205,7 +166,7 @@ Datum
 pg_vault_ciphertext_version(PG_FUNCTION_ARGS)
 {
 	text	   *t = PG_GETARG_TEXT_PP(0);
-	int			version = ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	int			version = vc_ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 
 	if (version < 0)
 		PG_RETURN_NULL();
@@ -604,7 +565,7 @@ encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, int n)
 			text	   *ct = DatumGetTextPP(cts[p]);
 
 			/* a value the trigger would not recognise would be encrypted again */
-			if (ciphertext_version(VARDATA_ANY(ct), VARSIZE_ANY_EXHDR(ct)) < 0)
+			if (vc_ciphertext_version(VARDATA_ANY(ct), VARSIZE_ANY_EXHDR(ct)) < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_VAULT_BAD_RESPONSE),
 						 errmsg("Vault returned a ciphertext of an unexpected form for key \"%s\"",
@@ -1047,9 +1008,22 @@ columns_ProcessUtility(UTILITY_PARAMS)
 	nrunning--;
 }
 
+/*
+ * vault.progress_interval: how often vault_encrypt_column and
+ * vault_rewrap_column (the PL/pgSQL procedure vault_column_rewrite, which
+ * reads it with current_setting) report progress; 0 never.
+ */
+static int	vault_progress_interval_ms = 1000;
+
 void
 vault_columns_init(void)
 {
+	DefineCustomIntVariable("vault.progress_interval",
+							gettext_noop("How often vault_encrypt_column and vault_rewrap_column report progress; 0 never."),
+							NULL,
+							&vault_progress_interval_ms, 1000, 0, 3600000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	prev_ExecutorRun = ExecutorRun_hook;
 	ExecutorRun_hook = columns_ExecutorRun;
 	prev_ProcessUtility = ProcessUtility_hook;

@@ -1,7 +1,8 @@
 /*
  * envelope.c
- *    Vault responses: the only file that parses Vault JSON (with jansson),
- *    and the one mapping from outcomes to SQLSTATEs.
+ *    Vault responses: the one mapping from outcomes to SQLSTATEs.  The
+ *    JSON is read by src/common/vault_json.c (jansson, no PostgreSQL: the
+ *    fuzz target fuzz/fuzz_envelope.c runs the same code).
  *
  *    Outcome                                         SQLSTATE
  *    ----------------------------------------------  -----------------------
@@ -48,6 +49,7 @@
 
 #include "pg_vault.h"
 #include "common/vault_common.h"
+#include "common/vault_json.h"
 
 struct VaultDoc
 {
@@ -190,100 +192,22 @@ vault_raise_transport(const VaultResult *res, const VaultOp *op)
 }
 
 /*
- * Appends LEN bytes of a Vault message, tabs and newlines as spaces.  With
- * scrub, what stands between double quotes is replaced: OpenBao's database
- * engine returns PostgreSQL's error verbatim, and PostgreSQL quotes the
- * value it failed on, which can be the password it was generating
- * ('invalid input syntax for type integer: "<password>"').
+ * Vault's messages from an {"errors":[...]} body (vault_json.c), in the
+ * server encoding, or NULL.
  */
-static void
-append_message_text(StringInfo out, const char *msg, size_t len, bool scrub)
-{
-	bool		quoted = false;
-	size_t		i;
-
-	for (i = 0; i < len; i++)
-	{
-		char		ch = msg[i];
-
-		if (scrub && ch == '"')
-		{
-			appendStringInfoChar(out, ch);
-			if (!quoted)
-				appendStringInfoString(out, "[redacted]");
-			quoted = !quoted;
-			continue;
-		}
-		if (!quoted)
-			appendStringInfoChar(out, (ch == '\n' || ch == '\t') ? ' ' : ch);
-	}
-	if (quoted)
-		appendStringInfoChar(out, '"');
-}
-
-/*
- * Appends one of Vault's messages, unfolding its multierror format
- * ("1 error occurred:\n\t* permission denied\n\n") into "a; b".
- */
-static void
-append_vault_message(StringInfo out, const char *msg, bool scrub)
-{
-	const char *star;
-
-	if (strstr(msg, " occurred:\n") != NULL && (star = strstr(msg, "\t* ")) != NULL)
-	{
-		bool		first = true;
-
-		while (star != NULL)
-		{
-			const char *start = star + 3;
-			const char *end = strchr(start, '\n');
-			size_t		len = end ? (size_t) (end - start) : strlen(start);
-
-			if (!first)
-				appendStringInfoString(out, "; ");
-			first = false;
-			append_message_text(out, start, len, scrub);
-			star = end ? strstr(end, "\t* ") : NULL;
-		}
-		return;
-	}
-	append_message_text(out, msg, strlen(msg), scrub);
-}
-
-/* Vault's messages from an {"errors":[...]} body, or NULL. */
 static char *
 error_messages(json_t *root, bool scrub)
 {
-	json_t	   *errors;
-	StringInfoData out;
-	size_t		i;
-	json_t	   *e;
-	bool		any = false;
+	char		buf[MAX_DETAIL + 1];
+	char	   *msg;
 
-	if (root == NULL || !json_is_object(root))
+	if (!vj_error_messages(root, scrub, buf, sizeof(buf)))
 		return NULL;
-	errors = json_object_get(root, "errors");
-	if (!json_is_array(errors))
-		return NULL;
-	initStringInfo(&out);
-	json_array_foreach(errors, i, e)
-	{
-		if (!json_is_string(e))
-			continue;
-		if (any)
-			appendStringInfoString(&out, "; ");
-		append_vault_message(&out, json_string_value(e), scrub);
-		any = true;
-	}
-	if (!any)
-		return NULL;
-	if (out.len > MAX_DETAIL)
-	{
-		out.data[MAX_DETAIL] = '\0';
-		out.len = MAX_DETAIL;
-	}
-	return pg_any_to_server(out.data, out.len, PG_UTF8);
+	msg = pg_any_to_server(buf, strlen(buf), PG_UTF8);
+	if (msg == buf)
+		msg = pstrdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return msg;
 }
 
 static void
@@ -329,7 +253,8 @@ raise_status_and_free(json_t *root, long status, const VaultOp *op)
 void
 vault_raise_status(const VaultResult *res, const VaultOp *op)
 {
-	json_t	   *root = res->len > 0 ? json_loadb(res->body, res->len, 0, NULL) : NULL;
+	VjBody		why;
+	json_t	   *root = vj_parse_object(res->body, res->len, &why);
 
 	vault_http_wipe_response();
 	raise_status_and_free(root, res->status, op);
@@ -362,8 +287,8 @@ VaultDoc *
 vault_doc_parse(const VaultResult *res, const VaultOp *op, int accept)
 {
 	VaultDoc   *doc;
-	json_t	   *root = NULL;
-	json_error_t jerr;
+	json_t	   *root;
+	VjBody		why;
 	bool		ok_status;
 
 	if (res->transport != VT_OK)
@@ -376,41 +301,23 @@ vault_doc_parse(const VaultResult *res, const VaultOp *op, int accept)
 						(res->status == 400 || res->status == 500)))
 		vault_raise_status(res, op);
 
+	root = vj_parse_object(res->body, res->len, &why);
+	/* the parsed tree is all that is read from here on */
 	if (res->len > 0)
-	{
-		root = json_loadb(res->body, res->len, 0, &jerr);
-		/* the parsed tree is all that is read from here on */
 		vault_http_wipe_response();
-		if (root == NULL)
-		{
-			if (!ok_status)
-				vault_raise_status(res, op);
-			vault_raise_malformed(op, "the body is not valid JSON");
-		}
-		if (!json_is_object(root))
-		{
-			json_decref(root);
-			if (!ok_status)
-				vault_raise_status(res, op);
-			vault_raise_malformed(op, "the body is not a JSON object");
-		}
-	}
-	else if (res->status != 204 && res->status != 404)
+	if (root == NULL && (why != VJ_BODY_EMPTY ||
+						 (res->status != 204 && res->status != 404)))
 	{
 		if (!ok_status)
 			vault_raise_status(res, op);
-		vault_raise_malformed(op, "the body is empty");
+		vault_raise_malformed(op, why == VJ_BODY_NOT_JSON ? "the body is not valid JSON"
+							  : why == VJ_BODY_NOT_OBJECT ? "the body is not a JSON object"
+							  : "the body is empty");
 	}
 
 	/* batch error statuses are errors unless they carry batch results */
-	if (!ok_status)
-	{
-		json_t	   *data = json_object_get(root, "data");
-
-		if (!json_is_object(data) ||
-			!json_is_array(json_object_get(data, "batch_results")))
-			raise_status_and_free(root, res->status, op);
-	}
+	if (!ok_status && !vj_has_batch_results(root))
+		raise_status_and_free(root, res->status, op);
 
 	doc = (VaultDoc *) MemoryContextAlloc(CurrentMemoryContext, sizeof(VaultDoc));
 	doc->root = root;
@@ -437,22 +344,7 @@ vault_doc_status(const VaultDoc *doc)
 static json_t *
 lookup(VaultDoc *doc, const char *path)
 {
-	json_t	   *node = doc->root;
-	char		key[128];
-
-	while (node != NULL && *path)
-	{
-		const char *dot = strchr(path, '.');
-		size_t		len = dot ? (size_t) (dot - path) : strlen(path);
-
-		if (!json_is_object(node) || len >= sizeof(key))
-			return NULL;
-		memcpy(key, path, len);
-		key[len] = '\0';
-		node = json_object_get(node, key);
-		path += len + (dot ? 1 : 0);
-	}
-	return node;
+	return vj_lookup(doc->root, path);
 }
 
 bool
@@ -489,22 +381,12 @@ vault_doc_string_ref(VaultDoc *doc, const char *path, size_t *len,
 static bool
 node_int(json_t *n, int64 *value)
 {
-	if (json_is_integer(n))
-	{
-		*value = (int64) json_integer_value(n);
-		return true;
-	}
-	if (json_is_real(n))
-	{
-		double		d = json_real_value(n);
+	int64_t		v;
 
-		if (d == (double) (int64) d)
-		{
-			*value = (int64) d;
-			return true;
-		}
-	}
-	return false;
+	if (!vj_int(n, &v))
+		return false;
+	*value = (int64) v;
+	return true;
 }
 
 bool
@@ -664,46 +546,38 @@ vault_doc_batch(VaultDoc *doc, const char *field, int n,
 				const char **values, size_t *lens, const int *subscripts,
 				const VaultOp *op)
 {
-	json_t	   *results = lookup(doc, "data.batch_results");
-	size_t		i;
-	json_t	   *item;
+	size_t		i,
+				count;
+	const char *err;
 
-	if (!json_is_array(results))
-		vault_raise_malformed(op, "\"data.batch_results\" is missing or not an array");
-	if (json_array_size(results) != (size_t) n)
-		vault_raise_malformed(op, psprintf("%zu batch results for %d items",
-										   json_array_size(results), n));
-
-	json_array_foreach(results, i, item)
+	switch (vj_batch(doc->root, field, (size_t) n, values, lens, &i, &count, &err))
 	{
-		json_t	   *err;
-		json_t	   *v;
-
-		if (!json_is_object(item))
+		case VJ_BATCH_OK:
+			break;
+		case VJ_BATCH_NOT_ARRAY:
+			vault_raise_malformed(op, "\"data.batch_results\" is missing or not an array");
+		case VJ_BATCH_COUNT:
+			vault_raise_malformed(op, psprintf("%zu batch results for %d items", count, n));
+		case VJ_BATCH_NOT_OBJECT:
 			vault_raise_malformed(op, "a batch result is not an object");
-		err = json_object_get(item, "error");
-		if (json_is_string(err) && json_string_length(err) > 0)
-		{
-			StringInfoData msg;
-			long		status = doc->status >= 400 ? doc->status : 400;
-
-			initStringInfo(&msg);
-			append_vault_message(&msg, json_string_value(err), op->scrub_quotes);
-			ereport(ERROR,
-					(errcode(status_errcode(status)),
-					 op->object ?
-					 errmsg("could not %s \"%s\": array element %d failed",
-							op->what, op->object, subscripts[i]) :
-					 errmsg("could not %s: array element %d failed",
-							op->what, subscripts[i]),
-					 errdetail("Vault answered: %s.",
-							   pg_any_to_server(msg.data, msg.len, PG_UTF8))));
-		}
-		v = json_object_get(item, field);
-		if (!json_is_string(v))
+		case VJ_BATCH_NO_FIELD:
 			vault_raise_malformed(op, psprintf("a batch result has no \"%s\"", field));
-		values[i] = json_string_value(v);
-		lens[i] = json_string_length(v);
+		case VJ_BATCH_ITEM_ERROR:
+			{
+				char		msg[MAX_DETAIL + 1];
+				long		status = doc->status >= 400 ? doc->status : 400;
+
+				vj_message(err, op->scrub_quotes, msg, sizeof(msg));
+				ereport(ERROR,
+						(errcode(status_errcode(status)),
+						 op->object ?
+						 errmsg("could not %s \"%s\": array element %d failed",
+								op->what, op->object, subscripts[i]) :
+						 errmsg("could not %s: array element %d failed",
+								op->what, subscripts[i]),
+						 errdetail("Vault answered: %s.",
+								   pg_any_to_server(msg, strlen(msg), PG_UTF8))));
+			}
 	}
 
 	/* an error status whose results all look fine is still an error */

@@ -350,6 +350,12 @@ req POST /api/encrypt full '{"plaintext":"x","key_name":"admin-key"}'
 expect "a key the app is not configured for: 400" 400 'd == {"error": "unknown key_name"}'
 req POST /api/decrypt full '{"ciphertext":"not-a-ciphertext"}'
 expect "a ciphertext not of Vault's form: 400" 400 '"error" in d'
+# the extension's own parser (vc_ciphertext_version), as the vault_ciphertext domain has it
+for ct in 'vault:v1:not base64!' 'vault:v1:' 'vault:v1234567890:AAAA' 'vault:v1:AAAA==='; do
+	req POST /api/decrypt full "{\"ciphertext\":\"$ct\"}"
+	expect "'$ct' is not of Vault's form: 400" 400 \
+		'd["error"] == "field \"ciphertext\" is not a Vault ciphertext (vault:vN:...)"'
+done
 req POST /api/decrypt full '{"ciphertext":"vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}'
 expect "a tampered ciphertext: 400" 400 '"error" in d'
 req POST /api/encrypt full '{"plaintext":5}'
@@ -378,9 +384,8 @@ expect "a failing statement: 500 with only error and request_id" 500 \
 RID=$(header X-Request-Id)
 pgv_check "the 500's request_id is the X-Request-Id header" \
 	[ "$(jbody "d['request_id'] == '$RID'")" = True ]
-sleep 0.2
 pgv_check "the log line of that request carries the id, status 500 and the SQLSTATE" \
-	bash -c "grep -F '\"request_id\":\"$RID\"' '$PGV_APP_LOG' | grep -q '\"status\":500.*\"sqlstate\":\"42501\"'"
+	pgv_eventually 30 bash -c "grep -F '\"request_id\":\"$RID\"' '$PGV_APP_LOG' | grep -q '\"status\":500.*\"sqlstate\":\"42501\"'"
 sql "GRANT INSERT ON users TO vault_app"
 
 # ---- the database goes away and comes back ----
@@ -433,7 +438,12 @@ fi
 	curl -s -o "$WORK/drain.out" -w '%{http_code}' -H @"$WORK/full.hdr" -X POST -T - \
 		"$APP_URL/api/encrypt" >"$WORK/drain.code" ) &
 DRAIN=$!
-sleep 0.5
+# SIGTERM once the request is in flight (beside the /metrics request itself)
+in_flight() {
+	curl -s --max-time 10 "$APP_URL/metrics" |
+		awk '$1 == "pgv_app_http_requests_in_flight" && $2 >= 2 {ok = 1} END {exit !ok}'
+}
+pgv_eventually 30 in_flight
 pgv_stop_app
 STOP=$?
 wait "$DRAIN"

@@ -206,3 +206,37 @@ vc_ct_streq(const char *a, const char *b)
 		diff |= (unsigned char) (a[i] ^ b[i]);
 	return diff == 0;
 }
+
+static bool
+is_b64_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		(c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+int
+vc_ciphertext_version(const char *s, size_t len)
+{
+	size_t		i = 7;
+	int			version = 0;
+	size_t		start;
+	int			pad = 0;
+
+	if (len < 10 || memcmp(s, "vault:v", 7) != 0)
+		return -1;
+	while (i < len && s[i] >= '0' && s[i] <= '9' && i - 7 < VC_MAX_VERSION_DIGITS)
+		version = version * 10 + (s[i++] - '0');
+	if (i == 7 || i >= len || s[i] != ':')
+		return -1;
+	start = ++i;
+	while (i < len && is_b64_char(s[i]))
+		i++;
+	if (i == start)
+		return -1;
+	while (i < len && s[i] == '=' && pad < 2)
+	{
+		i++;
+		pad++;
+	}
+	return i == len ? version : -1;
+}

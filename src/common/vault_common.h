@@ -44,4 +44,12 @@ void	   *vc_wiping_realloc(void *p, size_t n);
 /* Constant-time comparison of two NUL-terminated strings. */
 bool		vc_ct_streq(const char *a, const char *b);
 
+/*
+ * The key version of a Vault Transit ciphertext s[0..len), or -1 for
+ * anything else.  The form is the vault_ciphertext domain's:
+ * ^vault:v[0-9]{1,9}:[A-Za-z0-9+/]+={0,2}$ (fuzz/fuzz_ciphertext.c).
+ */
+#define VC_MAX_VERSION_DIGITS 9
+int			vc_ciphertext_version(const char *s, size_t len);
+
 #endif							/* VAULT_COMMON_H */

@@ -29,6 +29,18 @@ pgv_check() {
 	if "$@"; then pgv_ok "$desc"; else pgv_not_ok "$desc"; fi
 }
 
+# pgv_eventually SECONDS COMMAND...: COMMAND succeeds within SECONDS (tried
+# every 0.1 s): for what happens in the background, without assuming how
+# fast a busy machine does it.  Returns as soon as it succeeds.
+pgv_eventually() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.1
+	done
+}
+
 # Exit failing unless test/run started the servers and exported their settings.
 pgv_need_test_env() {
 	if [ -z "${VAULT_ADDR:-}" ] || [ -z "${PGHOST:-}" ] || [ -z "${PGV_RUN:-}" ]; then

@@ -821,10 +821,20 @@ class TokenTest(VaultTestCase):
     @pgvtest.needs_own_vault
     def test_expiry(self):
         child = self.token_client(["default"], ttl="2s")
-        self.assertLessEqual(child.auth.token.lookup_self()["data"]["ttl"], 2)
-        time.sleep(3)
-        with self.assertRaises(hvac.exceptions.Forbidden):
-            child.auth.token.lookup_self()
+        try:
+            self.assertLessEqual(child.auth.token.lookup_self()["data"]["ttl"], 2)
+        except hvac.exceptions.Forbidden:
+            pass	# a busy machine took more than 2 s to get here
+        # refused once expired: polled, with a deadline no load reaches
+        deadline = time.time() + 60
+        while True:
+            try:
+                child.auth.token.lookup_self()
+            except hvac.exceptions.Forbidden:
+                break
+            self.assertLess(time.time(), deadline,
+                            "the token still works 60 s after its 2 s TTL")
+            time.sleep(0.2)
 
 
 # ---------------------------------------------------------------- sys
@@ -911,7 +921,7 @@ class SealTest(VaultTestCase):
     So every unseal here waits, at most ACTIVE_WITHIN seconds, for health
     to say active (200), and checks that nothing but 429 came before."""
 
-    ACTIVE_WITHIN = 30
+    ACTIVE_WITHIN = 120
 
     def unseal(self):
         with open(UNSEAL_KEY_FILE) as f:

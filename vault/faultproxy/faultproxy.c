@@ -24,8 +24,11 @@
  *    after /v1/ starts with path_prefix ("" = every request):
  *      latency_ms       delay each matching request this long
  *      fail_next N      answer the next N with fail_status (default 500),
- *                       {"errors":["fault injected"]} and, with retry_after,
- *                       a Retry-After header; Vault never sees them
+ *                       fail_body (default {"errors":["fault injected"]})
+ *                       and, with retry_after, a Retry-After header; Vault
+ *                       never sees them.  fail_body is any text under 16
+ *                       KiB: an answer Vault could give (a long error
+ *                       message, a real number where an integer belongs)
  *      close_next N     forward, then hang up without an answer (Vault acted)
  *      malformed_next N forward, then send a whole HTTP answer carrying only
  *                       the first half of Vault's JSON
@@ -88,6 +91,7 @@ typedef struct faults
 	int			gather;
 	int			max_inflight;	/* shown, not set */
 	char		path_prefix[256];
+	char		fail_body[16384];	/* "" for the default */
 } faults;
 
 #define GATHER_WAIT_S 10
@@ -372,6 +376,7 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 			&state.close_next, &state.malformed_next, &state.truncated_next,
 			&state.oversize_next, &state.gather
 		};
+		json_t	   *fail_body = json_object_get(cfg, "fail_body");
 		const char *bad = NULL;
 
 		/* check everything first, so that a bad request changes nothing */
@@ -380,6 +385,9 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 		else if (prefix && (!json_is_string(prefix) ||
 							json_string_length(prefix) >= sizeof(state.path_prefix)))
 			bad = "faults: path_prefix must be a string under 256 bytes";
+		else if (fail_body && (!json_is_string(fail_body) ||
+							   json_string_length(fail_body) >= sizeof(state.fail_body)))
+			bad = "faults: fail_body must be a string under 16384 bytes";
 		for (int i = 0; !bad && ints[i]; i++)
 		{
 			json_t	   *v = json_object_get(cfg, ints[i]);
@@ -406,6 +414,8 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
 		}
 		if (prefix)
 			strcpy(state.path_prefix, json_string_value(prefix));
+		if (fail_body)
+			strcpy(state.fail_body, json_string_value(fail_body));
 		state.max_inflight = 0;
 		generation++;
 		inflight = 0;
@@ -424,7 +434,7 @@ faults_endpoint(struct MHD_Connection *c, const char *method, preq *rq)
  */
 static fault_action
 fault_take(const char *path, int *latency_ms, int *status, int *retry_after,
-		   bool *matched, unsigned *gen)
+		   char *body, size_t body_size, bool *matched, unsigned *gen)
 {
 	fault_action act = ACT_NONE;
 
@@ -473,6 +483,8 @@ fault_take(const char *path, int *latency_ms, int *status, int *retry_after,
 		{
 			*status = state.fail_status ? state.fail_status : 500;
 			*retry_after = state.retry_after;
+			snprintf(body, body_size, "%s",
+					 state.fail_body[0] ? state.fail_body : "{\"errors\":[\"fault injected\"]}");
 		}
 	}
 	pthread_mutex_unlock(&faults_mu);
@@ -625,6 +637,7 @@ dispatch(struct MHD_Connection *c, const char *url, const char *method, preq *rq
 	bool		matched;
 	unsigned	gen = 0;
 	enum MHD_Result ret;
+	static __thread char fail_body[sizeof(((faults *) 0)->fail_body)];
 
 	if (rq->too_big)
 		return send_text(c, 413, "{\"errors\":[\"fault proxy: request body too large\"]}", 0);
@@ -635,11 +648,12 @@ dispatch(struct MHD_Connection *c, const char *url, const char *method, preq *rq
 		path += 4;
 	else if (*path == '/')
 		path++;
-	act = fault_take(path, &latency_ms, &status, &retry_after, &matched, &gen);
+	act = fault_take(path, &latency_ms, &status, &retry_after,
+					 fail_body, sizeof(state.fail_body), &matched, &gen);
 	if (latency_ms > 0)
 		sleep_ms(latency_ms);
 	if (act == ACT_FAIL)
-		ret = send_text(c, status, "{\"errors\":[\"fault injected\"]}", retry_after);
+		ret = send_text(c, status, fail_body, retry_after);
 	else
 		ret = forward_and_answer(c, method, rq, act);
 	if (matched)
