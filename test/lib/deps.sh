@@ -20,6 +20,8 @@ PACKAGES=(
 	wrk curl openssl make gcc python3-venv gdb
 	# lint, security-scan, static checks, test-coverage and format (test/ci/)
 	cppcheck clang-tidy clang-format shellcheck python3-yaml git lcov
+	# the libFuzzer targets (test/fuzz.sh, make fuzz)
+	clang-14 libclang-rt-14-dev
 )
 
 missing=()
