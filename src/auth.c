@@ -493,10 +493,10 @@ local_token_now(const char *identity)
 		return approle_token;
 	}
 	now = GetCurrentTimestamp();
-	if (lease_expiring(&approle_lease, now))
-		approle_login();
-	else if (lease_renew_due(&approle_lease, now) &&
-			 !approle_renew_request(approle_token, &approle_lease))
+	/* an expiring token, or one whose due renewal failed: a new login */
+	if (lease_expiring(&approle_lease, now) ||
+		(lease_renew_due(&approle_lease, now) &&
+		 !approle_renew_request(approle_token, &approle_lease)))
 		approle_login();
 	return approle_token;
 }

@@ -338,6 +338,8 @@ base_headers(const char *ns, const char *identity)
 	return list;
 }
 
+pg_noreturn static void out_of_memory(void);
+
 static void
 out_of_memory(void)
 {

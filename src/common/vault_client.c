@@ -138,7 +138,8 @@ vc_backoff_ms(int attempt, long retry_after_ms, double unit)
 		delay = VC_BACKOFF_CAP_MS;
 	if (unit < 0 || unit >= 1)
 		unit = 0;
-	delay = delay / 2 + (long) (unit * (double) (delay / 2));
+	/* whole milliseconds: the jitter spans [delay / 2, delay) */
+	delay = delay / 2 + (long) (unit * ((double) delay / 2.0));
 	if (retry_after_ms > VC_RETRY_AFTER_CAP_MS)
 		retry_after_ms = VC_RETRY_AFTER_CAP_MS;
 	if (retry_after_ms > delay)

@@ -142,12 +142,14 @@ next_token(const char *s, size_t n, size_t i)
 		{
 			unsigned char d = (unsigned char) s[t.end];
 
-			if (is_digit(d) || d == '.' || d == '_' || (d < 0x80 && ident_start(d)))
-				t.end++;
-			else if ((d == '+' || d == '-') && (s[t.end - 1] == 'e' || s[t.end - 1] == 'E'))
-				t.end++;
-			else
+			bool		part = is_digit(d) || d == '.' || d == '_' ||
+				(d < 0x80 && ident_start(d));
+			bool		exponent_sign = (d == '+' || d == '-') &&
+				(s[t.end - 1] == 'e' || s[t.end - 1] == 'E');
+
+			if (!part && !exponent_sign)
 				break;
+			t.end++;
 		}
 	}
 	else if (ident_start(c))
@@ -216,12 +218,11 @@ mentions(const char *s, size_t n, int depth)
 				if (ident_is(w, len, carrying_words[k], false))
 					return true;
 		}
-		else if (t.kind == TOK_QIDENT && t.end - t.start > 7 &&
-				 strncmp(s + t.start + 1, "vault_", 6) == 0)
-			return true;
+		else if ((t.kind == TOK_QIDENT && t.end - t.start > 7 &&
+				  strncmp(s + t.start + 1, "vault_", 6) == 0) ||
 		/* function bodies and DO blocks: look inside, a few levels deep */
-		else if (t.kind == TOK_DOLLAR && depth < 4 &&
-				 mentions(s + t.body, t.body_end - t.body, depth + 1))
+				 (t.kind == TOK_DOLLAR && depth < 4 &&
+				  mentions(s + t.body, t.body_end - t.body, depth + 1)))
 			return true;
 		i = t.end;
 	}
