@@ -5,11 +5,16 @@
  *    (routes.c: path, method, the {id} segment, the Allow list of a 405),
  *    the id check of /api/users/{id}/ssn, the Authorization header
  *    (auth_bearer_token), a credential's scopes (auth_parse_scopes), the
- *    JSON bodies of every POST endpoint (json_parse_fields) and the
- *    ciphertext check of /api/decrypt.
+ *    JSON bodies of every POST endpoint (json_parse_fields), the
+ *    ciphertext check of /api/decrypt, and the client address the
+ *    failed-authentication limit takes from X-Forwarded-For behind a
+ *    trusted proxy (ratelimit_key; the Authorization line serves as the
+ *    header's value too).
  *
  *    Input: method '\n' path '\n' Authorization header '\n' body.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -146,6 +151,31 @@ check_body(const char *body, size_t len)
 	}
 }
 
+/* From a trusted proxy (127.0.0.1), any X-Forwarded-For gives a key. */
+static void
+check_forwarded(const char *xff)
+{
+	static bool trusted = false;
+	struct sockaddr_in peer = {0};
+	RateKey		key;
+	char		text[64];
+
+	if (!trusted)
+	{
+		char		err[160];
+
+		FUZZ_ASSERT(ratelimit_trust("127.0.0.0/8, 10.0.0.0/8, fd00::/8", err, sizeof(err)));
+		FUZZ_ASSERT(!ratelimit_trust("10.0.0.0/33", err, sizeof(err)));
+		FUZZ_ASSERT(ratelimit_trust("127.0.0.0/8, 10.0.0.0/8, fd00::/8", err, sizeof(err)));
+		trusted = true;
+	}
+	peer.sin_family = AF_INET;
+	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	FUZZ_ASSERT(ratelimit_key(&peer, xff, &key));
+	ratelimit_key_text(&key, text, sizeof(text));
+	FUZZ_ASSERT(text[0] != '\0');
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -161,6 +191,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	check_route(method, path);
 	check_authorization(authorization);
+	check_forwarded(authorization);
 	(void) auth_parse_scopes(body);
 	check_body(body, size);
 
