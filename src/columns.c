@@ -183,20 +183,22 @@ datum_is_ciphertext(Datum value)
 	text	   *t = DatumGetTextPP(value);
 	bool		result;
 
-	result = ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) >= 0;
+	result = ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) >= 0 ||
+		vault_is_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 	if ((Pointer) t != DatumGetPointer(value))
 		pfree(t);
 	return result;
 }
 
-/* SQL function: vault_is_ciphertext(value text) returns boolean */
+/*
+ * SQL function: vault_is_ciphertext(value text) returns boolean: a Transit
+ * (vault:vN:) or an envelope (pgv1:) ciphertext
+ */
 PG_FUNCTION_INFO_V1(pg_vault_is_ciphertext);
 Datum
 pg_vault_is_ciphertext(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-
-	PG_RETURN_BOOL(ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) >= 0);
+	PG_RETURN_BOOL(datum_is_ciphertext(PG_GETARG_DATUM(0)));
 }
 
 /* SQL function: vault_ciphertext_version(value text) returns integer */
@@ -954,17 +956,6 @@ insert_can_hold(QueryDesc *qd, Oid *relid)
 #define EXECUTOR_RUN_PARAMS QueryDesc *queryDesc, ScanDirection direction, uint64 count, \
 	bool execute_once
 #define EXECUTOR_RUN_ARGS queryDesc, direction, count, execute_once
-#endif
-#if PG_VERSION_NUM >= 140000
-#define UTILITY_PARAMS PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, \
-	ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv, \
-	DestReceiver *dest, QueryCompletion *qc
-#define UTILITY_ARGS pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
-#else
-#define UTILITY_PARAMS PlannedStmt *pstmt, const char *queryString, \
-	ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv, \
-	DestReceiver *dest, QueryCompletion *qc
-#define UTILITY_ARGS pstmt, queryString, context, params, queryEnv, dest, qc
 #endif
 
 static void
