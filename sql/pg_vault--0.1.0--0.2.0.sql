@@ -210,4 +210,350 @@ TO vault_admin;
 
 GRANT EXECUTE ON FUNCTION vault_envelope_key_id(text), vault_cache_clear()
 TO vault_encryptor, vault_decryptor, vault_hasher, vault_admin;
+/*
+ * Envelope columns, through the batch loop of vault_encrypt_column
+ * (vault_column_rewrite): plaintexts encrypted in place in envelope form;
+ * Transit ciphertexts moved to envelope form and back; and, for a data key
+ * suspected compromised, its rows re-encrypted under a fresh one (the key
+ * is retired first, so that nothing new is encrypted under it).  Each is
+ * resumable and safe with concurrent writes, like vault_encrypt_column;
+ * values with a context (pgv1c:) are left as they are.
+ */
+/*
+ * The loop behind vault_encrypt_column, vault_rewrap_column and the
+ * envelope procedures (mode: encrypt, rewrap, envelope, reencrypt,
+ * to_envelope, to_transit): walks the
+ * table in windows of blocks (TID range scans), takes the rows still to do,
+ * sends them batch_size at a time through the batch API and writes each
+ * result back only where the row still holds the value that was sent,
+ * committing after every batch; then counts what is left and makes another
+ * pass while passes make progress.
+ */
+CREATE PROCEDURE vault_column_rewrite(tbl regclass, col name, key text,
+									  batch_size integer, hmac_col name,
+									  mode text, dek_id bigint DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+	rewrap boolean := mode = 'rewrap';
+	verb text := CASE mode WHEN 'rewrap' THEN 'vault_rewrap_column' WHEN 'encrypt' THEN 'vault_encrypt_column'
+		WHEN 'envelope' THEN 'vault_envelope_encrypt_column' WHEN 'reencrypt' THEN 'vault_envelope_reencrypt_column'
+		WHEN 'to_envelope' THEN 'vault_column_to_envelope' WHEN 'to_transit' THEN 'vault_column_to_transit' END;
+	done_word text := CASE WHEN mode = 'rewrap' THEN 'rewrapped' WHEN mode IN ('encrypt', 'envelope') THEN 'encrypted'
+		ELSE 're-encrypted' END;
+	rel text;
+	target text;
+	c name;
+	typ oid;
+	base oid;
+	latest integer;
+	pending text;
+	count_sql text;
+	select_sql text;
+	update_sql text;
+	per_page double precision;
+	remaining bigint;
+	left_over bigint;
+	done bigint := 0;
+	skipped bigint := 0;
+	batches bigint := 0;
+	passes integer := 0;
+	pass_done bigint;
+	blocks bigint;
+	pos bigint;
+	win bigint;
+	first_win bigint;
+	tids tid[];
+	olds text[];
+	news text[];
+	plains text[];
+	macs text[];
+	got integer;
+	i integer;
+	j integer;
+	n bigint;
+	t0 timestamptz := pg_catalog.clock_timestamp();
+	last_report timestamptz := t0;
+	secs double precision;
+BEGIN
+	IF verb IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = pg_catalog.format('vault_column_rewrite: unknown mode "%s"', mode);
+	END IF;
+	IF hmac_col IS NOT NULL AND mode NOT IN ('encrypt', 'rewrap', 'envelope') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = pg_catalog.format('%s: the blind index stays as it is (the plaintexts do not change)', verb);
+	END IF;
+	IF tbl IS NULL OR col IS NULL OR key IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = pg_catalog.format('%s: table, column and key must not be NULL', verb);
+	END IF;
+	IF batch_size IS NULL OR batch_size < 1 THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = pg_catalog.format('%s: batch_size must be at least 1', verb);
+	END IF;
+	IF hmac_col = col THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = pg_catalog.format('%s: column "%s" cannot be its own blind index', verb, col);
+	END IF;
+	SELECT pg_catalog.format('%I.%I', ns.nspname, cl.relname), cl.relname
+	  INTO rel, target
+	  FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace ns ON ns.oid = cl.relnamespace
+	 WHERE cl.oid = tbl;
+	FOREACH c IN ARRAY ARRAY[col, hmac_col] LOOP
+		CONTINUE WHEN c IS NULL;
+		SELECT a.atttypid INTO typ FROM pg_catalog.pg_attribute a
+		 WHERE a.attrelid = tbl AND a.attname OPERATOR(pg_catalog.=) c
+		   AND a.attnum > 0 AND NOT a.attisdropped;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+				MESSAGE = pg_catalog.format('column "%s" of relation "%s" does not exist', c, target);
+		END IF;
+		base := typ;
+		WHILE (SELECT t.typtype = 'd' FROM pg_catalog.pg_type t WHERE t.oid = base) LOOP
+			SELECT t.typbasetype INTO base FROM pg_catalog.pg_type t WHERE t.oid = base;
+		END LOOP;
+		IF base NOT IN ('pg_catalog.text'::pg_catalog.regtype, 'pg_catalog.varchar'::pg_catalog.regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+				MESSAGE = pg_catalog.format('column "%s" of relation "%s" is of type %s, not text',
+											c, target, pg_catalog.format_type(typ, NULL));
+		END IF;
+	END LOOP;
+
+	IF mode = 'reencrypt' THEN
+		-- envelope values without a context under one data key
+		pending := pg_catalog.format(
+			'(pg_catalog.starts_with(%1$I::text, ''pgv1:'') AND @extschema@.vault_envelope_key_id(%1$I::text) OPERATOR(pg_catalog.=) %2$s)',
+			col, dek_id);
+	ELSIF mode = 'to_envelope' THEN
+		pending := pg_catalog.format('pg_catalog.starts_with(%I::text, ''vault:v'')', col);
+	ELSIF mode = 'to_transit' THEN
+		pending := pg_catalog.format('pg_catalog.starts_with(%I::text, ''pgv1:'')', col);
+	ELSIF rewrap THEN
+		latest := (@extschema@.vault_key_info(key) OPERATOR(pg_catalog.->>) 'latest_version')::integer;
+		pending := pg_catalog.format('@extschema@.vault_ciphertext_version(%I::text) < %s', col, latest);
+		IF hmac_col IS NOT NULL THEN
+			pending := pg_catalog.format(
+				'(%1$s OR (@extschema@.vault_is_ciphertext(%2$I::text) AND '
+				'coalesce(@extschema@.vault_ciphertext_version(%3$I::text), 0) < %4$s))',
+				pending, col, hmac_col, latest);
+		END IF;
+	ELSE
+		pending := pg_catalog.format(
+			'(%1$I IS NOT NULL AND NOT @extschema@.vault_is_ciphertext(%1$I::text))', col);
+	END IF;
+	count_sql := pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %s', rel, pending);
+	-- the rows of blocks [$1, $2): a TID range scan; before PostgreSQL 14,
+	-- which has none, a TID scan of every line pointer those blocks can hold
+	IF pg_catalog.current_setting('server_version_num')::integer >= 140000 THEN
+		select_sql := pg_catalog.format(
+			'SELECT pg_catalog.array_agg(ctid), pg_catalog.array_agg(%I::text) FROM %s '
+			'WHERE ctid >= pg_catalog.format(''(%%s,0)'', $1)::tid '
+			'AND ctid < pg_catalog.format(''(%%s,0)'', $2)::tid AND %s', col, rel, pending);
+	ELSE
+		select_sql := pg_catalog.format(
+			'SELECT pg_catalog.array_agg(ctid), pg_catalog.array_agg(%I::text) FROM %s '
+			'WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.format(''(%%s,%%s)'', b, o)::tid '
+			'FROM pg_catalog.generate_series($1, $2 - 1) b, pg_catalog.generate_series(1, %s) o)) AND %s',
+			col, rel, (pg_catalog.current_setting('block_size')::integer - 24) / 28, pending);
+	END IF;
+	update_sql := pg_catalog.format(
+		'UPDATE %1$s AS t SET %2$I = u.new%3$s '
+		'FROM ROWS FROM (pg_catalog.unnest($1::tid[]), pg_catalog.unnest($2::text[]), '
+		'pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) AS u(tid, old, new, mac) '
+		'WHERE t.ctid OPERATOR(pg_catalog.=) u.tid AND t.%2$I::text OPERATOR(pg_catalog.=) u.old',
+		rel, col,
+		CASE WHEN hmac_col IS NULL THEN '' ELSE pg_catalog.format(', %I = u.mac', hmac_col) END);
+
+	EXECUTE count_sql INTO remaining;
+	IF rewrap THEN
+		IF hmac_col IS NULL THEN
+			RAISE NOTICE '%: % rows of %.% below version % (the key''s latest) to rewrap',
+				verb, remaining, target, col, latest;
+		ELSE
+			RAISE NOTICE '%: % rows of %.% below version % (the key''s latest) in the column or its blind index %',
+				verb, remaining, target, col, latest, hmac_col;
+		END IF;
+	ELSE
+		RAISE NOTICE '%: % rows of %.% to %', verb, remaining, target, col,
+			CASE WHEN mode IN ('encrypt', 'envelope') THEN 'encrypt' ELSE 're-encrypt' END;
+	END IF;
+	-- ends the caller's transaction: refused at once inside a transaction block
+	COMMIT;
+
+	-- a first window of blocks meant to hold about batch_size rows
+	SELECT CASE WHEN cl.relpages > 0 AND cl.reltuples > 0 THEN cl.reltuples / cl.relpages END
+	  INTO per_page FROM pg_catalog.pg_class cl WHERE cl.oid = tbl;
+	first_win := greatest(1, (batch_size / coalesce(per_page, 64))::bigint);
+
+	left_over := remaining;
+	WHILE left_over > 0 LOOP
+		passes := passes + 1;
+		pass_done := 0;
+		blocks := pg_catalog.pg_relation_size(tbl) / pg_catalog.current_setting('block_size')::bigint;
+		pos := 0;
+		win := first_win;
+		WHILE pos < blocks LOOP
+			EXECUTE select_sql INTO tids, olds USING pos, pos + win;
+			pos := pos + win;
+			got := coalesce(pg_catalog.cardinality(tids), 0);
+			IF got < batch_size / 2 THEN
+				win := least(win * 2, 131072);
+			ELSIF got > batch_size * 2 THEN
+				win := greatest(win / 2, 1);
+			END IF;
+			i := 1;
+			WHILE i <= got LOOP
+				j := least(got, i + batch_size - 1);
+				macs := NULL;
+				IF rewrap THEN
+					news := @extschema@.vault_rewrap_batch(olds[i:j], key);
+					IF hmac_col IS NOT NULL THEN
+						plains := @extschema@.vault_decrypt_batch(news, key);
+						macs := @extschema@.vault_hmac_batch(plains, key);
+						plains := NULL;
+					END IF;
+				ELSIF mode = 'envelope' THEN
+					news := @extschema@.vault_envelope_encrypt_batch(olds[i:j], key);
+					IF hmac_col IS NOT NULL THEN
+						macs := @extschema@.vault_hmac_batch(olds[i:j], key);
+					END IF;
+				ELSIF mode IN ('reencrypt', 'to_envelope') THEN
+					IF mode = 'reencrypt' THEN
+						plains := @extschema@.vault_envelope_decrypt_batch(olds[i:j]);
+					ELSE
+						plains := @extschema@.vault_decrypt_batch(olds[i:j], key);
+					END IF;
+					news := @extschema@.vault_envelope_encrypt_batch(plains, key);
+					plains := NULL;
+				ELSIF mode = 'to_transit' THEN
+					plains := @extschema@.vault_envelope_decrypt_batch(olds[i:j]);
+					news := @extschema@.vault_encrypt_batch(plains, key);
+					plains := NULL;
+				ELSE
+					news := @extschema@.vault_encrypt_batch(olds[i:j], key);
+					IF hmac_col IS NOT NULL THEN
+						macs := @extschema@.vault_hmac_batch(olds[i:j], key);
+					END IF;
+				END IF;
+				EXECUTE update_sql USING tids[i:j], olds[i:j], news, macs;
+				GET DIAGNOSTICS n = ROW_COUNT;
+				COMMIT;
+				done := done + n;
+				pass_done := pass_done + n;
+				skipped := skipped + (j - i + 1) - n;
+				batches := batches + 1;
+				i := j + 1;
+				IF pg_catalog.clock_timestamp() - last_report >= interval '1 second' THEN
+					RAISE NOTICE '%: %.%: % rows % so far, about % left',
+						verb, target, col, done, done_word, greatest(remaining - done, 0);
+					last_report := pg_catalog.clock_timestamp();
+				END IF;
+			END LOOP;
+			olds := NULL;
+		END LOOP;
+		EXECUTE count_sql INTO left_over;
+		-- rows that stay out of reach (changed again and again) wait for a later CALL
+		EXIT WHEN pass_done = 0;
+	END LOOP;
+
+	secs := greatest(extract(epoch FROM pg_catalog.clock_timestamp() - t0), 0.001);
+	RAISE NOTICE USING
+		MESSAGE = pg_catalog.format('%s: %s.%s: %s rows %s, %s left',
+									verb, target, col, done, done_word, left_over),
+		DETAIL = pg_catalog.format('Batches: %s, passes over the table: %s, rows changed by other sessions meanwhile and retried: %s; %s s, %s rows/s.',
+								   batches, passes, skipped, pg_catalog.round(secs::numeric, 2),
+								   pg_catalog.round((done / secs)::numeric));
+	IF left_over > 0 THEN
+		RAISE WARNING '%: % rows of %.% are still to do: CALL it again', verb, left_over, target, col;
+	END IF;
+END
+$proc$;
+COMMENT ON PROCEDURE vault_column_rewrite(regclass, name, text, integer, name, text, bigint) IS
+'the batch loop behind vault_encrypt_column, vault_rewrap_column and the envelope column procedures; call those';
+
+CREATE PROCEDURE vault_envelope_encrypt_column(tbl regclass, col name, key text,
+											   batch_size integer DEFAULT 1000,
+											   hmac_col name DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+BEGIN
+	CALL @extschema@.vault_column_rewrite(tbl, col, key, batch_size, hmac_col, 'envelope');
+END
+$proc$;
+COMMENT ON PROCEDURE vault_envelope_encrypt_column(regclass, name, text, integer, name) IS
+'envelope-encrypt the plaintexts of a column in place (and fill its Transit blind index), batch_size rows per commit; resumable; CALL outside a transaction block';
+
+CREATE PROCEDURE vault_column_to_envelope(tbl regclass, col name, key text,
+										  batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $proc$
+BEGIN
+	CALL @extschema@.vault_column_rewrite(tbl, col, key, batch_size, NULL, 'to_envelope');
+END
+$proc$;
+COMMENT ON PROCEDURE vault_column_to_envelope(regclass, name, text, integer) IS
+'move a column''s Transit ciphertexts (vault:vN:) of a key to envelope form under a data key of the same key; resumable; CALL outside a transaction block';
+
+CREATE PROCEDURE vault_column_to_transit(tbl regclass, col name, key text,
+										 batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $proc$
+BEGIN
+	CALL @extschema@.vault_column_rewrite(tbl, col, key, batch_size, NULL, 'to_transit');
+END
+$proc$;
+COMMENT ON PROCEDURE vault_column_to_transit(regclass, name, text, integer) IS
+'move a column''s envelope ciphertexts (pgv1:) to Transit ciphertexts of a key; resumable; CALL outside a transaction block';
+
+CREATE PROCEDURE vault_envelope_reencrypt_column(tbl regclass, col name, dek_id bigint,
+												 batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+	k text;
+BEGIN
+	SELECT s.transit_key INTO k FROM @extschema@.vault_envelope_key_status s
+	 WHERE s.id OPERATOR(pg_catalog.=) dek_id AND s.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = pg_catalog.format('vault_envelope_reencrypt_column: no data key %s (or it was deleted)', dek_id);
+	END IF;
+	PERFORM @extschema@.vault_envelope_retire_key(dek_id);
+	CALL @extschema@.vault_column_rewrite(tbl, col, k, batch_size, NULL, 'reencrypt', dek_id);
+END
+$proc$;
+COMMENT ON PROCEDURE vault_envelope_reencrypt_column(regclass, name, bigint, integer) IS
+'retire a data key and re-encrypt the column''s values under it with a fresh data key of the same Transit key; resumable; CALL outside a transaction block';
+
+REVOKE EXECUTE ON PROCEDURE
+	vault_column_rewrite(regclass, name, text, integer, name, text, bigint),
+	vault_envelope_encrypt_column(regclass, name, text, integer, name),
+	vault_column_to_envelope(regclass, name, text, integer),
+	vault_column_to_transit(regclass, name, text, integer),
+	vault_envelope_reencrypt_column(regclass, name, bigint, integer)
+FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE vault_column_rewrite(regclass, name, text, integer, name, text, bigint)
+TO vault_encryptor, vault_admin;
+GRANT EXECUTE ON PROCEDURE vault_envelope_encrypt_column(regclass, name, text, integer, name)
+TO vault_encryptor;
+GRANT EXECUTE ON PROCEDURE
+	vault_column_to_envelope(regclass, name, text, integer),
+	vault_column_to_transit(regclass, name, text, integer),
+	vault_envelope_reencrypt_column(regclass, name, bigint, integer)
+TO vault_admin;
+
+-- the 0.1.0 form, kept for callers of it
+CREATE OR REPLACE PROCEDURE vault_column_rewrite(tbl regclass, col name, key text,
+									  batch_size integer, hmac_col name,
+									  rewrap boolean)
+LANGUAGE plpgsql
+AS $proc$
+BEGIN
+	CALL @extschema@.vault_column_rewrite(tbl, col, key, batch_size, hmac_col,
+										  CASE WHEN rewrap THEN 'rewrap' ELSE 'encrypt' END);
+END
+$proc$;
+COMMENT ON PROCEDURE vault_column_rewrite(regclass, name, text, integer, name, boolean) IS
+'the batch loop behind vault_encrypt_column and vault_rewrap_column; call those';
 -- ==== end of envelope encryption ===========================================

@@ -250,6 +250,26 @@ else
 	pgv_not_ok "deleted data key error ($msg)"
 fi
 
+# ---- columns: migrations between plaintext, Transit and envelope; re-encryption of one data key's rows ----
+q "CREATE TABLE mig (id int PRIMARY KEY, c text, c_hmac text)" \
+	"INSERT INTO mig (id, c) SELECT g, 'm-' || g FROM generate_series(1, 500) g" >/dev/null
+call() { PGOPTIONS='-c client_min_messages=warning' psql -XAtq -v ON_ERROR_STOP=1 -d "$DB" -c "$1" 2>&1; }
+expect "vault_envelope_encrypt_column: plaintexts in place, with a Transit blind index" "|500|0|t" \
+	"$(call "CALL vault_envelope_encrypt_column('mig', 'c', '$KEY', 100, 'c_hmac')")|$(q "SELECT count(*) FILTER (WHERE c LIKE 'pgv1:%'), count(*) FILTER (WHERE vault_envelope_decrypt(c) <> 'm-' || id) FROM mig" | paste -sd'|')|$(q "SELECT id = 7 FROM mig WHERE c_hmac = vault_hmac('m-7', '$KEY')")"
+expect "vault_column_to_transit: every value a Transit ciphertext of the key, same plaintext" "|500|0" \
+	"$(call "CALL vault_column_to_transit('mig', 'c', '$KEY', 100)")|$(q "SELECT count(*) FILTER (WHERE c LIKE 'vault:v%'), count(*) FILTER (WHERE vault_decrypt(c, '$KEY') <> 'm-' || id) FROM mig" | paste -sd'|')"
+expect "vault_column_to_envelope: and back to envelope form" "|500|0" \
+	"$(call "CALL vault_column_to_envelope('mig', 'c', '$KEY', 100)")|$(q "SELECT count(*) FILTER (WHERE c LIKE 'pgv1:%'), count(*) FILTER (WHERE vault_envelope_decrypt(c) <> 'm-' || id) FROM mig" | paste -sd'|')"
+SUSPECT=$(q "SELECT vault_envelope_key_id(c) FROM mig WHERE id = 1")
+NS=$(q "SELECT count(*) FROM mig WHERE vault_envelope_key_id(c) = $SUSPECT")
+expect "vault_envelope_reencrypt_column (as vault_admin with decrypt and encrypt): no row left under the suspect data key ($NS rows)" "|0|0|t" \
+	"$(q "GRANT vault_encryptor, vault_decryptor TO pgv_env_admin" "GRANT SELECT, UPDATE ON mig TO pgv_env_admin" >/dev/null
+	   PGOPTIONS='-c client_min_messages=warning' psql -XAtq -d "$DB" -c "SET ROLE pgv_env_admin" -c "CALL vault_envelope_reencrypt_column('mig', 'c', $SUSPECT, 100)" 2>&1)|$(q "SELECT count(*) FILTER (WHERE vault_envelope_key_id(c) = $SUSPECT), count(*) FILTER (WHERE vault_envelope_decrypt(c) <> 'm-' || id) FROM mig" | paste -sd'|')|$(q "SELECT retired_at IS NOT NULL FROM vault_envelope_keys WHERE id = $SUSPECT")"
+expect "... a second CALL has nothing to do" "0 rows re-encrypted, 0 left" \
+	"$(psql -XAtq -d "$DB" -c "CALL vault_envelope_reencrypt_column('mig', 'c', $SUSPECT, 100)" 2>&1 | grep -o '[0-9]* rows re-encrypted, [0-9]* left')"
+expect "vault_encryptor may not run the migrations between Transit and envelope (42501)" 42501 \
+	"$(outcome "SET ROLE pgv_env_enc" "CALL vault_column_to_transit('mig', 'c', '$KEY', 100)")"
+
 # ---- a core dump of a backend with a warm cache holds no data key ----
 MARKER=pgvmarker_$(openssl rand -hex 8)
 CORE_DEK=$(q "SELECT vault_envelope_key_id(c) FROM rot WHERE id = 1")
