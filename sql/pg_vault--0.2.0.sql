@@ -448,7 +448,9 @@ $$;
  * Use it for columns the application fills with vault_encrypt() itself.
  *
  * The trigger.  One declaration per table names the key, then each column
- * as column[:blind_index_column][@other_key]:
+ * as column[:blind_index_column][@other_key][!envelope] (!envelope: the
+ * column gets envelope ciphertexts, pgv1:, see "envelope encryption"; its
+ * blind index is still a Transit HMAC):
  *
  *   CREATE TABLE users (
  *       id            bigserial PRIMARY KEY,

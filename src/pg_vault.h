@@ -318,6 +318,8 @@ extern void vault_columns_init(void);
 /* SQL functions of transit.c that the column trigger calls directly. */
 extern Datum pg_vault_encrypt_batch(PG_FUNCTION_ARGS);
 extern Datum pg_vault_hmac_batch(PG_FUNCTION_ARGS);
+/* ... and of aead.c, for columns declared !envelope */
+extern Datum pg_vault_envelope_encrypt_batch(PG_FUNCTION_ARGS);
 
 /* ---- envelope encryption (dek.c: data keys; aead.c: pgv1: values) ---- */
 

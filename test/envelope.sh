@@ -270,6 +270,23 @@ expect "... a second CALL has nothing to do" "0 rows re-encrypted, 0 left" \
 expect "vault_encryptor may not run the migrations between Transit and envelope (42501)" 42501 \
 	"$(outcome "SET ROLE pgv_env_enc" "CALL vault_column_to_transit('mig', 'c', '$KEY', 100)")"
 
+# ---- the column trigger in envelope mode: column[:blind_index][@key]!envelope ----
+q "CREATE TABLE trg (id int PRIMARY KEY, card text, card_hmac text, ssn text)" \
+	"CREATE TRIGGER a_vault_encrypt BEFORE INSERT OR UPDATE ON trg FOR EACH ROW
+	   EXECUTE FUNCTION vault_encrypt_columns('$KEY', 'card:card_hmac!envelope', 'ssn')" \
+	"INSERT INTO trg (id, card, ssn) SELECT g, 'card-' || g, 'ssn-' || g FROM generate_series(1, 1200) g" >/dev/null
+expect "trigger, 'card:card_hmac!envelope': a bulk INSERT stores envelope values with a Transit blind index; 'ssn' stays Transit" "1200|1200|0|t" \
+	"$(q "SELECT count(*) FILTER (WHERE card LIKE 'pgv1:%'), count(*) FILTER (WHERE ssn LIKE 'vault:v%'),
+	             count(*) FILTER (WHERE vault_envelope_decrypt(card) <> 'card-' || id),
+	             (SELECT id FROM trg WHERE card_hmac = vault_hmac('card-7', '$KEY')) = 7 FROM trg")"
+expect "... a one-row UPDATE too, and an envelope value written by the application is kept" "new|t|t" \
+	"$(q "UPDATE trg SET card = 'new' WHERE id = 1" "UPDATE trg SET card = '$CT' WHERE id = 2" \
+		"SELECT vault_envelope_decrypt(card), card LIKE 'pgv1:%' FROM trg WHERE id = 1" "SELECT card = '$CT' FROM trg WHERE id = 2" | paste -sd'|')"
+expect "... a role with vault_encryptor only (no vault_hasher) is refused the blind index (42501)" 42501 \
+	"$(outcome "GRANT INSERT ON trg TO pgv_env_enc" "SET ROLE pgv_env_enc" "INSERT INTO trg (id, card) VALUES (5000, 'x')")"
+expect "an unknown mode after \"!\" is refused (22023)" 22023 \
+	"$(outcome "CREATE TABLE trg2 (c text)" "CREATE TRIGGER t BEFORE INSERT ON trg2 FOR EACH ROW EXECUTE FUNCTION vault_encrypt_columns('$KEY', 'c!fast')" "INSERT INTO trg2 VALUES ('x')")"
+
 # ---- a core dump of a backend with a warm cache holds no data key ----
 MARKER=pgvmarker_$(openssl rand -hex 8)
 CORE_DEK=$(q "SELECT vault_envelope_key_id(c) FROM rot WHERE id = 1")
