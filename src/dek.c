@@ -614,6 +614,7 @@ vault_dek_for_encrypt(const char *key, int keylen)
 	{
 		d->next_use++;
 		d->uses++;
+		d->lru = ++lru_clock;
 		last_encrypt = d;
 		return d;
 	}
@@ -680,6 +681,7 @@ vault_dek_for_decrypt(int64 id)
 	if (d != NULL && dek_fresh(d, now))
 	{
 		d->uses++;
+		d->lru = ++lru_clock;
 		last_decrypt = d;
 		return d;
 	}

@@ -29,9 +29,10 @@
 #define DEK_PREFIX_MAX		32	/* "pgv1c:<id>:" with its NUL */
 #define DEK_GCM_SPACE		1024	/* room for OpenSSL's GCM128_CONTEXT */
 
-typedef struct VaultDek
+/* 64-byte aligned, so that every slot's GCM state is (its asm wants 16) */
+typedef struct pg_attribute_aligned(64) VaultDek
 {
-	/* OpenSSL's state first: the slot is 64-byte aligned */
+	/* OpenSSL's state first, at the slot's aligned start */
 	unsigned char gcm[DEK_GCM_SPACE];	/* encryption and decryption */
 	unsigned char gcm_ctx[DEK_GCM_SPACE];	/* context checks */
 	AES_KEY		ks;				/* the DEK's key schedule */

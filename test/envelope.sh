@@ -188,6 +188,18 @@ expect "a non-superuser cannot lengthen the TTL (42501)" 42501 \
 expect "5000 encryptions in a cold backend: one unwrap" "5000|unwraps=1" \
 	"$(unwraps "SELECT count(vault_envelope_encrypt('v' || g, '$KEY')) FROM generate_series(1, 5000) g")"
 
+# ---- 16 cache slots: least recently used out ----
+q "SET vault.envelope_key_max_encryptions = 1" \
+	"CREATE TABLE many AS SELECT g, vault_envelope_encrypt('many-' || g, '$KEY2') AS c FROM generate_series(1, 20) g" >/dev/null
+expect "20 values under 20 data keys" 20 "$(q "SELECT count(DISTINCT vault_envelope_key_id(c)) FROM many")"
+# the batch form decrypts in array order: a, a, a for the first 10, a, a for all 20
+FIRST10="(SELECT array_agg(c ORDER BY g) a, array_agg('many-' || g ORDER BY g) b FROM many WHERE g <= 10) s"
+ALL20="(SELECT array_agg(c ORDER BY g) a, array_agg('many-' || g ORDER BY g) b FROM many) s"
+expect "10 of them decrypted 3 times over in one backend: 10 unwraps (they stay cached)" "t|unwraps=10" \
+	"$(unwraps "SELECT vault_envelope_decrypt_batch(a || a || a) = b || b || b FROM $FIRST10")"
+expect "all 20 decrypted twice in turn: 40 unwraps (16 slots, the least recently used goes), every value right" "t|unwraps=40" \
+	"$(unwraps "SELECT vault_envelope_decrypt_batch(a || a) = b || b FROM $ALL20")"
+
 # ---- reservations and retirement ----
 q "SET vault.envelope_key_max_encryptions = 1" "SELECT vault_envelope_encrypt('x', '$KEY')" >/dev/null   # retire the current one
 before=$(q "SELECT count(*) FROM vault_envelope_keys WHERE transit_key = '$KEY'")
@@ -316,9 +328,10 @@ key = base64.b64decode(os.environ["DEK_B64"])
 with open(sys.argv[1], "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
     print("marker" if m.find(os.environ["MARKER"].encode()) >= 0 else "no-marker",
           "key" if m.find(key) >= 0 else "no-key",
-          "half" if m.find(key[:16]) >= 0 or m.find(key[16:]) >= 0 else "no-half")' "$WORK/core.$PID")
-		expect "core dump of a warm backend ($(du -m "$WORK/core.$PID" | cut -f1) MB): marker found, the 32 data-key bytes (or either half) not" \
-			"marker no-key no-half" "$found"
+          "half" if m.find(key[:16]) >= 0 or m.find(key[16:]) >= 0 else "no-half",
+          "b64" if m.find(os.environ["DEK_B64"].encode()) >= 0 else "no-b64")' "$WORK/core.$PID")
+		expect "core dump of a warm backend ($(du -m "$WORK/core.$PID" | cut -f1) MB): marker found, the 32 data-key bytes (or either half, or their base64 from Vault's answer) not" \
+			"marker no-key no-half no-b64" "$found"
 	else
 		pgv_not_ok "gcore of backend $PID ($(tail -3 "$WORK/gcore.log"))"
 	fi
