@@ -169,12 +169,12 @@ LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION vault_envelope_retire_key(bigint) IS
 'stop encrypting under a data key (its values still decrypt); the next encryption makes a new one';
 
-CREATE FUNCTION vault_envelope_delete_key(dek_id bigint)
+CREATE FUNCTION vault_envelope_delete_key(dek_id bigint, force boolean DEFAULT false)
 RETURNS boolean
 AS 'MODULE_PATHNAME', $$pg_vault_envelope_delete_key$$
-LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION vault_envelope_delete_key(bigint) IS
-'crypto-shred: remove a data key''s wrapped form, so that exactly the values encrypted under it can no longer be decrypted';
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION vault_envelope_delete_key(bigint, boolean) IS
+'crypto-shred: remove a data key''s wrapped form, so that exactly the values encrypted under it can no longer be decrypted; only a key retired vault.envelope_key_ttl ago, unless force';
 
 CREATE FUNCTION vault_cache_clear()
 RETURNS void
@@ -189,7 +189,7 @@ REVOKE EXECUTE ON FUNCTION
 	vault_envelope_encrypt_batch(text[], text, text[]), vault_envelope_encrypt_batch(bytea[], text, text[]),
 	vault_envelope_decrypt_batch(text[], text[]), vault_envelope_decrypt_bytea_batch(text[], text[]),
 	vault_envelope_key_id(text), vault_envelope_rewrap_keys(text),
-	vault_envelope_retire_key(bigint), vault_envelope_delete_key(bigint),
+	vault_envelope_retire_key(bigint), vault_envelope_delete_key(bigint, boolean),
 	vault_cache_clear()
 FROM PUBLIC;
 
@@ -205,7 +205,7 @@ TO vault_decryptor;
 
 GRANT EXECUTE ON FUNCTION
 	vault_envelope_rewrap_keys(text), vault_envelope_retire_key(bigint),
-	vault_envelope_delete_key(bigint)
+	vault_envelope_delete_key(bigint, boolean)
 TO vault_admin;
 
 GRANT EXECUTE ON FUNCTION vault_envelope_key_id(text), vault_cache_clear()

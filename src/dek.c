@@ -812,17 +812,33 @@ pg_vault_envelope_rewrap_keys(PG_FUNCTION_ARGS)
 /*
  * Retire or delete one DEK.  Deleting removes the wrapped key: every value
  * encrypted under it becomes undecryptable (crypto-shredding), here at
- * once, in other backends once their cached copy expires.
+ * once, in other backends once their cached copy expires.  A backend may
+ * go on encrypting under a DEK until its cached copy expires, so unless
+ * forced, only a DEK retired at least vault.envelope_key_ttl ago may be
+ * deleted: otherwise new values could be written under a deleted key.
  */
 static bool
-dek_set_state(int64 id, bool delete)
+dek_set_state(int64 id, bool delete, bool force)
 {
 	CatalogAccess ca;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(id)};
+	Oid			types[2] = {INT8OID, FLOAT8OID};
+	Datum		values[2] = {Int64GetDatum(id), Float8GetDatum((double) envelope_key_ttl)};
 	uint64		n;
 
 	catalog_begin(&ca);
+	if (delete && !force)
+	{
+		catalog_exec(psprintf("SELECT retired_at IS NOT NULL AND retired_at OPERATOR(pg_catalog.<=) "
+							  "(pg_catalog.now() OPERATOR(pg_catalog.-) ($2 OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval)) "
+							  "FROM %s WHERE id OPERATOR(pg_catalog.=) $1 AND deleted_at IS NULL FOR UPDATE",
+							  ca.table), 2, types, values, SPI_OK_SELECT);
+		if (SPI_processed == 1 && strcmp(catalog_text(0, 1), "t") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("data key " INT64_FORMAT " was not retired at least %d s ago", id, envelope_key_ttl),
+					 errdetail("Backends may still encrypt under it until their cached copy expires (vault.envelope_key_ttl)."),
+					 errhint("Call vault_envelope_retire_key() and delete it once vault.envelope_key_ttl has passed, or pass force => true.")));
+	}
 	if (delete)
 		n = catalog_exec(psprintf("UPDATE %s SET wrapped_key = NULL, deleted_at = pg_catalog.now(), "
 								  "retired_at = coalesce(retired_at, pg_catalog.now()) "
@@ -845,12 +861,15 @@ dek_set_state(int64 id, bool delete)
 	return n == 1;
 }
 
-/* SQL function: vault_envelope_delete_key(dek_id bigint) returns boolean */
+/* SQL function: vault_envelope_delete_key(dek_id bigint, force boolean) returns boolean */
 PG_FUNCTION_INFO_V1(pg_vault_envelope_delete_key);
 Datum
 pg_vault_envelope_delete_key(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(dek_set_state(PG_GETARG_INT64(0), true));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_BOOL(dek_set_state(PG_GETARG_INT64(0), true,
+								 !PG_ARGISNULL(1) && PG_GETARG_BOOL(1)));
 }
 
 /* SQL function: vault_envelope_retire_key(dek_id bigint) returns boolean */
@@ -858,7 +877,7 @@ PG_FUNCTION_INFO_V1(pg_vault_envelope_retire_key);
 Datum
 pg_vault_envelope_retire_key(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(dek_set_state(PG_GETARG_INT64(0), false));
+	PG_RETURN_BOOL(dek_set_state(PG_GETARG_INT64(0), false, false));
 }
 
 /*---- DISCARD ALL, settings ----*/

@@ -248,8 +248,14 @@ q "CREATE TABLE shred (id int PRIMARY KEY, c text)" \
 VICTIM=$(q "SELECT vault_envelope_key_id(c) FROM shred WHERE id = 150")
 NV=$(q "SELECT count(*) FROM shred WHERE vault_envelope_key_id(c) = $VICTIM")
 expect "the victim data key encrypted 100 of 300 rows" 100 "$NV"
-expect "vault_envelope_delete_key (as vault_admin)" t \
-	"$(q "SET ROLE pgv_env_admin" "SELECT vault_envelope_delete_key($VICTIM)")"
+expect "vault_envelope_delete_key of a data key not retired: 55000 (backends may still encrypt under it)" 55000 \
+	"$(outcome "SET ROLE pgv_env_admin" "SELECT vault_envelope_delete_key($VICTIM)")"
+expect "... nor one retired less than vault.envelope_key_ttl ago" 55000 \
+	"$(outcome "SELECT vault_envelope_retire_key($VICTIM)" "SELECT vault_envelope_delete_key($VICTIM)")"
+expect "... once retired that long, vault_envelope_delete_key deletes it" t \
+	"$(q "SET vault.envelope_key_ttl = 1" "SELECT pg_sleep(1.1)" "SELECT vault_envelope_delete_key($VICTIM)" | tail -1)"
+expect "vault_envelope_delete_key(force => true) as vault_admin deletes a data key at once" "t|22V05" \
+	"$(q "SET ROLE pgv_env_admin" "SELECT vault_envelope_delete_key($OTHER, force => true)")|$(outcome "SELECT vault_envelope_decrypt(c) FROM many WHERE g = 1" "SELECT vault_envelope_delete_key(vault_envelope_key_id(c), true) FROM many WHERE g = 1" "SELECT vault_envelope_decrypt(c) FROM many WHERE g = 1")"
 expect "its rows: 22V05 each, every other row decrypts" "100|200" \
 	"$(q "CREATE FUNCTION try_dec(c text) RETURNS text LANGUAGE plpgsql AS \$\$ BEGIN RETURN vault_envelope_decrypt(c); EXCEPTION WHEN SQLSTATE '22V05' THEN RETURN '22V05'; END \$\$" \
 		"SELECT count(*) FILTER (WHERE try_dec(c) = '22V05'), count(*) FILTER (WHERE try_dec(c) = 's-' || id) FROM shred")"
