@@ -183,6 +183,17 @@ expect "vault.envelope_key_max_uses = 3: 7 decryptions unwrap 3 times" "7|unwrap
 	"$(unwraps "SET vault.envelope_key_max_uses = 3" "SELECT count(vault_envelope_decrypt('$CT')) FROM generate_series(1, 7)")"
 expect "vault.envelope_key_ttl = 1s: used again after 1.2 s, it is unwrapped again" "format check||format check|unwraps=2" \
 	"$(unwraps "SET vault.envelope_key_ttl = 1" "SELECT vault_envelope_decrypt('$CT')" "SELECT pg_sleep(1.2)" "SELECT vault_envelope_decrypt('$CT')")"
+# catalog reads and writes this transaction made: scans and updated rows of vault_envelope_keys
+CAT="SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) || '/' || n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'vault_envelope_keys'"
+got=$(q "BEGIN" "SELECT vault_envelope_decrypt('$CT') IS NOT NULL" "SELECT vault_envelope_encrypt('x', '$KEY') IS NOT NULL" "$CAT" \
+	"SELECT count(vault_envelope_decrypt('$CT')) FROM generate_series(1, 1000)" \
+	"SELECT count(vault_envelope_encrypt('x', '$KEY')) FROM generate_series(1, 1000)" "$CAT" "COMMIT" | paste -sd'|')
+IFS='|' read -r _ _ c1 _ _ c2 <<<"$got"
+if [ -n "$c1" ] && [ "$c1" = "$c2" ]; then
+	pgv_ok "cache hits touch no catalog: 1000 decryptions and 1000 encryptions after a miss, no more scans or updates of vault_envelope_keys ($c1)"
+else
+	pgv_not_ok "catalog touched on cache hits ($got)"
+fi
 expect "a non-superuser cannot lengthen the TTL (42501)" 42501 \
 	"$(outcome "SET ROLE pgv_env_dec" "SET vault.envelope_key_ttl = 86400")"
 expect "5000 encryptions in a cold backend: one unwrap" "5000|unwraps=1" \
