@@ -1,8 +1,9 @@
 /*
  * dek.c
- *    Envelope encryption's data keys (DEKs): the catalog table that keeps
- *    them wrapped by a Transit key, and this backend's cache of unwrapped
- *    ones.
+ *    Envelope encryption's data keys (DEKs): this backend's cache of
+ *    unwrapped ones and the paths that fill it from the catalog table that
+ *    keeps them wrapped by a Transit key (dek_catalog.c reads and writes
+ *    that table and has the administration functions).
  *
  *    The catalog, vault_envelope_keys, holds each DEK only as Transit
  *    wrapped it (vault:vN:...), with its Transit key, creation time, how
@@ -38,36 +39,24 @@
 
 #include <openssl/crypto.h>
 
-#include "access/genam.h"
-#include "access/stratnum.h"
-#include "access/table.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/indexing.h"
-#include "catalog/pg_class.h"
-#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
-#include "utils/syscache.h"
 
 #include "pg_vault.h"
 #include "dek.h"
 #include "common/vault_common.h"
 
 #define DEK_SLOTS		16
-#define CATALOG_TABLE	"vault_envelope_keys"
 
 /*---- GUC variables ----*/
 
-static int	envelope_key_ttl = 300;		/* seconds */
+int			vault_envelope_key_ttl = 300;	/* seconds */
 static int	envelope_key_max_uses = 100000000;
 static int	envelope_key_max_encryptions = PG_INT32_MAX;
 static int	envelope_key_reserve = 100000;
@@ -227,7 +216,7 @@ static inline bool
 dek_fresh(VaultDek *d, TimestampTz now)
 {
 	if (d->uses < envelope_key_max_uses &&
-		now - d->loaded_at < (int64) envelope_key_ttl * USECS_PER_SEC)
+		now - d->loaded_at < (int64) vault_envelope_key_ttl * USECS_PER_SEC)
 		return true;
 	dek_wipe(d);
 	return false;
@@ -288,12 +277,6 @@ dek_install(VaultDek *d, int64 id, const char *key, TimestampTz created_at)
 
 /*---- Vault: create, unwrap, rewrap ----*/
 
-static const char *
-transit_mount(void)
-{
-	return (vault_transit_mount && vault_transit_mount[0]) ? vault_transit_mount : "transit";
-}
-
 /* Decodes Vault's base64 key into d->raw and wipes every copy of it. */
 static void
 dek_take_plaintext(VaultDoc *doc, VaultDek *d, const VaultOp *op)
@@ -327,7 +310,7 @@ dek_vault_create(const char *key, VaultDek *d)
 	size_t		len;
 
 	vault_check_key_name(key);
-	path = psprintf("%s/datakey/plaintext/%s", transit_mount(), key);
+	path = psprintf("%s/datakey/plaintext/%s", vault_dek_transit_mount(), key);
 	vault_request(&res, VAULT_POST, path, body, sizeof(body) - 1,
 				  VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_DATAKEY));
 	doc = vault_doc_parse(&res, &op, 0);
@@ -351,7 +334,7 @@ dek_vault_unwrap(const char *key, const char *wrapped, VaultDek *d)
 	char	   *path;
 
 	vault_check_key_name(key);
-	path = psprintf("%s/decrypt/%s", transit_mount(), key);
+	path = psprintf("%s/decrypt/%s", vault_dek_transit_mount(), key);
 	initStringInfo(&body);
 	vault_jw_begin(&w, &body);
 	vault_jw_string(&w, "ciphertext", wrapped);
@@ -366,109 +349,6 @@ dek_vault_unwrap(const char *key, const char *wrapped, VaultDek *d)
 	pfree(path);
 }
 
-/*---- the catalog, as its owner ----*/
-
-typedef struct CatalogAccess
-{
-	Oid			save_user;
-	int			save_sec;
-	char	   *table;			/* schema-qualified, quoted */
-} CatalogAccess;
-
-/* The schema pg_vault is installed in (get_extension_schema is static before 16). */
-static Oid
-extension_schema(void)
-{
-	Oid			ext = get_extension_oid("pg_vault", false);
-	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			nsp = InvalidOid;
-
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(ext));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return nsp;
-}
-
-static void
-catalog_begin(CatalogAccess *ca)
-{
-	Oid			nsp = extension_schema();
-	Oid			rel = get_relname_relid(CATALOG_TABLE, nsp);
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(rel))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("pg_vault's table %s is missing", CATALOG_TABLE),
-				 errhint("ALTER EXTENSION pg_vault UPDATE creates it.")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", rel);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-
-	ca->table = psprintf("%s.%s", quote_identifier(get_namespace_name(nsp)),
-						 CATALOG_TABLE);
-	GetUserIdAndSecContext(&ca->save_user, &ca->save_sec);
-	/* an abort restores the caller's identity by itself */
-	SetUserIdAndSecContext(owner, ca->save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-}
-
-static void
-catalog_end(CatalogAccess *ca)
-{
-	SPI_finish();
-	SetUserIdAndSecContext(ca->save_user, ca->save_sec);
-	pfree(ca->table);
-}
-
-/* Runs a statement with int8/text parameters; returns SPI_processed. */
-static uint64
-catalog_exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-
-	if (rc != expect)
-		elog(ERROR, "pg_vault catalog statement failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
-}
-
-static int64
-catalog_int8(int row, int col)
-{
-	bool		isnull;
-	Datum		v = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
-
-	return isnull ? 0 : DatumGetInt64(v);
-}
-
-static char *
-catalog_text(int row, int col)
-{
-	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
-}
-
-static TimestampTz
-catalog_ts(int row, int col)
-{
-	bool		isnull;
-	Datum		v = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
-
-	return isnull ? 0 : DatumGetTimestampTz(v);
-}
-
 static void
 dek_mark_pending(VaultDek *d)
 {
@@ -477,12 +357,12 @@ dek_mark_pending(VaultDek *d)
 }
 
 static void
-catalog_retire(CatalogAccess *ca, int64 id)
+catalog_retire(VaultDekCatalog *ca, int64 id)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(id)};
 
-	catalog_exec(psprintf("UPDATE %s SET retired_at = pg_catalog.now() "
+	vault_dek_catalog_exec(psprintf("UPDATE %s SET retired_at = pg_catalog.now() "
 						  "WHERE id OPERATOR(pg_catalog.=) $1 AND retired_at IS NULL",
 						  ca->table), 1, types, values, SPI_OK_UPDATE);
 }
@@ -492,7 +372,7 @@ catalog_retire(CatalogAccess *ca, int64 id)
  * retired or deleted (by anyone), used up or too old: it is retired then.
  */
 static bool
-dek_reserve(CatalogAccess *ca, VaultDek *d)
+dek_reserve(VaultDekCatalog *ca, VaultDek *d)
 {
 	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
 	Datum		values[3];
@@ -508,7 +388,7 @@ dek_reserve(CatalogAccess *ca, VaultDek *d)
 	values[0] = Int64GetDatum(d->id);
 	values[1] = Int64GetDatum(Max(1, envelope_key_reserve));
 	values[2] = Int64GetDatum(limit);
-	if (catalog_exec(psprintf("WITH o AS (SELECT uses_reserved FROM %1$s WHERE id OPERATOR(pg_catalog.=) $1 "
+	if (vault_dek_catalog_exec(psprintf("WITH o AS (SELECT uses_reserved FROM %1$s WHERE id OPERATOR(pg_catalog.=) $1 "
 							  "AND retired_at IS NULL AND deleted_at IS NULL "
 							  "AND uses_reserved OPERATOR(pg_catalog.<) $3 FOR UPDATE) "
 							  "UPDATE %1$s AS k SET uses_reserved = "
@@ -518,8 +398,8 @@ dek_reserve(CatalogAccess *ca, VaultDek *d)
 					 3, types, values, SPI_OK_UPDATE_RETURNING) != 1)
 		return false;
 	dek_mark_pending(d);
-	d->next_use = catalog_int8(0, 1);
-	d->end_use = catalog_int8(0, 2);
+	d->next_use = vault_dek_catalog_int8(0, 1);
+	d->end_use = vault_dek_catalog_int8(0, 2);
 	if (d->end_use >= limit)
 		catalog_retire(ca, d->id);	/* this block is its last */
 	return d->next_use < d->end_use;
@@ -527,7 +407,7 @@ dek_reserve(CatalogAccess *ca, VaultDek *d)
 
 /* The current DEK of a Transit key into a slot: the newest usable, or a new one. */
 static VaultDek *
-dek_load_current(CatalogAccess *ca, const char *key)
+dek_load_current(VaultDekCatalog *ca, const char *key)
 {
 	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		values[2];
@@ -535,16 +415,16 @@ dek_load_current(CatalogAccess *ca, const char *key)
 
 	values[0] = CStringGetTextDatum(key);
 	values[1] = Int64GetDatum(envelope_key_max_encryptions);
-	catalog_exec(psprintf("SELECT id, wrapped_key, created_at FROM %s "
+	vault_dek_catalog_exec(psprintf("SELECT id, wrapped_key, created_at FROM %s "
 						  "WHERE transit_key OPERATOR(pg_catalog.=) $1 AND retired_at IS NULL "
 						  "AND deleted_at IS NULL AND uses_reserved OPERATOR(pg_catalog.<) $2 "
 						  "ORDER BY id DESC LIMIT 1", ca->table),
 				 2, types, values, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 	{
-		int64		id = catalog_int8(0, 1);
-		char	   *wrapped = catalog_text(0, 2);
-		TimestampTz created = catalog_ts(0, 3);
+		int64		id = vault_dek_catalog_int8(0, 1);
+		char	   *wrapped = vault_dek_catalog_text(0, 2);
+		TimestampTz created = vault_dek_catalog_ts(0, 3);
 
 		if (envelope_key_max_age > 0 &&
 			GetCurrentTimestamp() - created >= (int64) envelope_key_max_age * USECS_PER_SEC)
@@ -565,7 +445,7 @@ dek_load_current(CatalogAccess *ca, const char *key)
 
 		PG_TRY();
 		{
-			catalog_exec(psprintf("INSERT INTO %s (transit_key, wrapped_key) VALUES ($1, $2) "
+			vault_dek_catalog_exec(psprintf("INSERT INTO %s (transit_key, wrapped_key) VALUES ($1, $2) "
 								  "RETURNING id, created_at", ca->table),
 						 2, itypes, ivalues, SPI_OK_INSERT_RETURNING);
 		}
@@ -575,7 +455,7 @@ dek_load_current(CatalogAccess *ca, const char *key)
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
-		dek_install(d, catalog_int8(0, 1), key, catalog_ts(0, 2));
+		dek_install(d, vault_dek_catalog_int8(0, 1), key, vault_dek_catalog_ts(0, 2));
 		d->encrypting = true;
 		dek_mark_pending(d);
 		return d;
@@ -595,7 +475,7 @@ vault_dek_for_encrypt(const char *key, int keylen)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	VaultDek   *d = last_encrypt;
-	CatalogAccess ca;
+	VaultDekCatalog ca;
 	char	   *keyname;
 
 	if (d == NULL || !d->encrypting || !dek_is_key(d, key, keylen))
@@ -626,7 +506,7 @@ vault_dek_for_encrypt(const char *key, int keylen)
 				 errmsg("Vault key name is longer than %d bytes", DEK_NAME_MAX - 1)));
 	keyname = pnstrdup(key, keylen);
 	vault_check_key_name(keyname);
-	catalog_begin(&ca);
+	vault_dek_catalog_begin(&ca);
 	if (d != NULL && d->id != 0 && !dek_reserve(&ca, d))
 		d->encrypting = false;
 	if (d == NULL || d->id == 0 || !d->encrypting)
@@ -646,7 +526,7 @@ vault_dek_for_encrypt(const char *key, int keylen)
 								keyname)));
 		}
 	}
-	catalog_end(&ca);
+	vault_dek_catalog_end(&ca);
 	d->next_use++;
 	d->uses++;
 	d->lru = ++lru_clock;
@@ -659,7 +539,7 @@ vault_dek_for_decrypt(int64 id)
 {
 	TimestampTz now;
 	VaultDek   *d = last_decrypt;
-	CatalogAccess ca;
+	VaultDekCatalog ca;
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(id)};
 	char	   *key;
@@ -686,8 +566,8 @@ vault_dek_for_decrypt(int64 id)
 		return d;
 	}
 
-	catalog_begin(&ca);
-	catalog_exec(psprintf("SELECT transit_key, wrapped_key, created_at, deleted_at IS NOT NULL "
+	vault_dek_catalog_begin(&ca);
+	vault_dek_catalog_exec(psprintf("SELECT transit_key, wrapped_key, created_at, deleted_at IS NOT NULL "
 						  "FROM %s WHERE id OPERATOR(pg_catalog.=) $1", ca.table),
 				 1, types, values, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -695,18 +575,18 @@ vault_dek_for_decrypt(int64 id)
 				(errcode(ERRCODE_VAULT_DEK_UNKNOWN),
 				 errmsg("envelope ciphertext names data key " INT64_FORMAT ", which does not exist", id),
 				 errhint("The data key table (vault_envelope_keys) of this database does not have it: was it restored with the data?")));
-	if (strcmp(catalog_text(0, 4), "t") == 0)
+	if (strcmp(vault_dek_catalog_text(0, 4), "t") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_VAULT_DEK_DELETED),
 				 errmsg("envelope ciphertext names data key " INT64_FORMAT ", which was deleted", id),
 				 errdetail("Its values were crypto-shredded by vault_envelope_delete_key().")));
-	key = catalog_text(0, 1);
-	wrapped = catalog_text(0, 2);
-	created = catalog_ts(0, 3);
+	key = vault_dek_catalog_text(0, 1);
+	wrapped = vault_dek_catalog_text(0, 2);
+	created = vault_dek_catalog_ts(0, 3);
 	d = dek_free_slot();
 	dek_vault_unwrap(key, wrapped, d);
 	dek_install(d, id, key, created);
-	catalog_end(&ca);
+	vault_dek_catalog_end(&ca);
 	d->uses++;
 	last_decrypt = d;
 	return d;
@@ -723,161 +603,20 @@ pg_vault_cache_clear(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/*
- * SQL function: vault_envelope_rewrap_keys(key text) returns integer.
- * transit/rewrap of every DEK (not deleted) of a Transit key, batch_size at
- * a time: after vault_key_rotate, O(DEKs) work for any number of rows.
- */
-PG_FUNCTION_INFO_V1(pg_vault_envelope_rewrap_keys);
-Datum
-pg_vault_envelope_rewrap_keys(PG_FUNCTION_ARGS)
+/* After a retirement (no more encryptions) or a deletion (wiped). */
+void
+vault_dek_forget(int64 id, bool delete)
 {
-	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	VaultOp		op = {"rewrap data keys with Vault key", key};
-	CatalogAccess ca;
-	Oid			types[2] = {TEXTOID, INT8OID};
-	Datum		values[2];
-	char	   *path;
-	int			n,
-				done = 0;
-	int64	   *ids;
-	char	  **wrapped;
-	const char **news;
-	size_t	   *lens;
-	int		   *subs;
-	int			per = vault_batch_items();
-	char	   *update;
-
-	vault_check_key_name(key);
-	path = psprintf("%s/rewrap/%s", transit_mount(), key);
-	catalog_begin(&ca);
-	values[0] = CStringGetTextDatum(key);
-	catalog_exec(psprintf("SELECT id, wrapped_key FROM %s WHERE transit_key OPERATOR(pg_catalog.=) $1 "
-						  "AND wrapped_key IS NOT NULL ORDER BY id FOR UPDATE", ca.table),
-				 1, types, values, SPI_OK_SELECT);
-	n = (int) SPI_processed;
-	ids = palloc(sizeof(int64) * Max(n, 1));
-	wrapped = palloc(sizeof(char *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		ids[i] = catalog_int8(i, 1);
-		wrapped[i] = catalog_text(i, 2);
-	}
-	news = palloc(sizeof(char *) * per);
-	lens = palloc(sizeof(size_t) * per);
-	subs = palloc(sizeof(int) * per);
-	update = psprintf("UPDATE %s SET wrapped_key = $1 WHERE id OPERATOR(pg_catalog.=) $2", ca.table);
-	types[1] = INT8OID;
-
-	while (done < n)
-	{
-		int			m = Min(per, n - done);
-		StringInfoData body;
-		VaultResult res;
-		VaultDoc   *doc;
-
-		initStringInfo(&body);
-		appendStringInfoString(&body, "{\"batch_input\":[");
-		for (int k = 0; k < m; k++)
+	if (slots == NULL)
+		return;
+	for (int i = 0; i < DEK_SLOTS; i++)
+		if (slots[i].id == id)
 		{
-			VaultJsonWriter w;
-
-			if (k > 0)
-				appendStringInfoChar(&body, ',');
-			vault_jw_begin(&w, &body);
-			vault_jw_string(&w, "ciphertext", wrapped[done + k]);
-			vault_jw_end(&w);
-			subs[k] = done + k + 1;
+			if (delete)
+				dek_wipe(&slots[i]);
+			else
+				slots[i].encrypting = false;
 		}
-		appendStringInfoString(&body, "]}");
-		vault_stat_set_rows(m);
-		vault_request(&res, VAULT_POST, path, body.data, body.len,
-					  VAULT_RETRY_IDEMPOTENT | VAULT_KIND(VS_REWRAP));
-		doc = vault_doc_parse(&res, &op, VAULT_ACCEPT_BATCH);
-		vault_doc_batch(doc, "ciphertext", m, news, lens, subs, &op);
-		for (int k = 0; k < m; k++)
-		{
-			values[0] = PointerGetDatum(cstring_to_text_with_len(news[k], (int) lens[k]));
-			values[1] = Int64GetDatum(ids[done + k]);
-			catalog_exec(update, 2, types, values, SPI_OK_UPDATE);
-		}
-		vault_doc_free(doc);
-		pfree(body.data);
-		done += m;
-	}
-	catalog_end(&ca);
-	PG_RETURN_INT32(n);
-}
-
-/*
- * Retire or delete one DEK.  Deleting removes the wrapped key: every value
- * encrypted under it becomes undecryptable (crypto-shredding), here at
- * once, in other backends once their cached copy expires.  A backend may
- * go on encrypting under a DEK until its cached copy expires, so unless
- * forced, only a DEK retired at least vault.envelope_key_ttl ago may be
- * deleted: otherwise new values could be written under a deleted key.
- */
-static bool
-dek_set_state(int64 id, bool delete, bool force)
-{
-	CatalogAccess ca;
-	Oid			types[2] = {INT8OID, FLOAT8OID};
-	Datum		values[2] = {Int64GetDatum(id), Float8GetDatum((double) envelope_key_ttl)};
-	uint64		n;
-
-	catalog_begin(&ca);
-	if (delete && !force)
-	{
-		catalog_exec(psprintf("SELECT retired_at IS NOT NULL AND retired_at OPERATOR(pg_catalog.<=) "
-							  "(pg_catalog.now() OPERATOR(pg_catalog.-) ($2 OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval)) "
-							  "FROM %s WHERE id OPERATOR(pg_catalog.=) $1 AND deleted_at IS NULL FOR UPDATE",
-							  ca.table), 2, types, values, SPI_OK_SELECT);
-		if (SPI_processed == 1 && strcmp(catalog_text(0, 1), "t") != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("data key " INT64_FORMAT " was not retired at least %d s ago", id, envelope_key_ttl),
-					 errdetail("Backends may still encrypt under it until their cached copy expires (vault.envelope_key_ttl)."),
-					 errhint("Call vault_envelope_retire_key() and delete it once vault.envelope_key_ttl has passed, or pass force => true.")));
-	}
-	if (delete)
-		n = catalog_exec(psprintf("UPDATE %s SET wrapped_key = NULL, deleted_at = pg_catalog.now(), "
-								  "retired_at = coalesce(retired_at, pg_catalog.now()) "
-								  "WHERE id OPERATOR(pg_catalog.=) $1 AND deleted_at IS NULL", ca.table),
-						 1, types, values, SPI_OK_UPDATE);
-	else
-		n = catalog_exec(psprintf("UPDATE %s SET retired_at = pg_catalog.now() "
-								  "WHERE id OPERATOR(pg_catalog.=) $1 AND retired_at IS NULL", ca.table),
-						 1, types, values, SPI_OK_UPDATE);
-	catalog_end(&ca);
-	if (slots != NULL)
-		for (int i = 0; i < DEK_SLOTS; i++)
-			if (slots[i].id == id)
-			{
-				if (delete)
-					dek_wipe(&slots[i]);
-				else
-					slots[i].encrypting = false;
-			}
-	return n == 1;
-}
-
-/* SQL function: vault_envelope_delete_key(dek_id bigint, force boolean) returns boolean */
-PG_FUNCTION_INFO_V1(pg_vault_envelope_delete_key);
-Datum
-pg_vault_envelope_delete_key(PG_FUNCTION_ARGS)
-{
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	PG_RETURN_BOOL(dek_set_state(PG_GETARG_INT64(0), true,
-								 !PG_ARGISNULL(1) && PG_GETARG_BOOL(1)));
-}
-
-/* SQL function: vault_envelope_retire_key(dek_id bigint) returns boolean */
-PG_FUNCTION_INFO_V1(pg_vault_envelope_retire_key);
-Datum
-pg_vault_envelope_retire_key(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(dek_set_state(PG_GETARG_INT64(0), false, false));
 }
 
 /*---- DISCARD ALL, settings ----*/
@@ -901,7 +640,7 @@ vault_dek_init(void)
 	DefineCustomIntVariable("vault.envelope_key_ttl",
 							gettext_noop("How long an unwrapped envelope data key stays in a backend's memory."),
 							NULL,
-							&envelope_key_ttl, 300, 1, 86400,
+							&vault_envelope_key_ttl, 300, 1, 86400,
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("vault.envelope_key_max_uses",

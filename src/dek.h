@@ -1,9 +1,10 @@
 /*
  * dek.h
- *    Envelope encryption's data keys (DEKs), shared by dek.c (the catalog
- *    table and the backend's cache of unwrapped keys) and aead.c (the
- *    pgv1: ciphertext format and AES-256-GCM).  Only those two files
- *    include it: it brings in OpenSSL's low-level AES and GCM interfaces.
+ *    Envelope encryption's data keys (DEKs), shared by dek.c (the backend's
+ *    cache of unwrapped keys), dek_catalog.c (the catalog table and data-key
+ *    administration) and aead.c (the pgv1: ciphertext format and
+ *    AES-256-GCM).  Only those files include it: it brings in OpenSSL's
+ *    low-level AES and GCM interfaces.
  *
  *    A cached key lives in one slot of a region that dek.c maps, locks
  *    (mlock) and keeps out of core dumps (MADV_DONTDUMP): the AES key
@@ -64,5 +65,32 @@ extern VaultDek *vault_dek_for_encrypt(const char *key, int keylen);
 
 /* The DEK of a ciphertext; raises 22V04 (unknown) or 22V05 (deleted). */
 extern VaultDek *vault_dek_for_decrypt(int64 id);
+
+/* ---- dek.c ---- */
+
+extern int	vault_envelope_key_ttl;
+
+/* After a retirement (the slot stops encrypting) or a deletion (wiped). */
+extern void vault_dek_forget(int64 id, bool delete);
+
+/* ---- the catalog, as its owner (dek_catalog.c) ---- */
+
+typedef struct VaultDekCatalog
+{
+	Oid			save_user;
+	int			save_sec;
+	char	   *table;			/* schema-qualified, quoted */
+} VaultDekCatalog;
+
+/* Switches to the table's owner and connects SPI; an abort switches back. */
+extern void vault_dek_catalog_begin(VaultDekCatalog *ca);
+extern void vault_dek_catalog_end(VaultDekCatalog *ca);
+/* Runs a statement; raises unless SPI answers expect; returns SPI_processed. */
+extern uint64 vault_dek_catalog_exec(const char *sql, int nargs, Oid *types,
+									 Datum *values, int expect);
+extern int64 vault_dek_catalog_int8(int row, int col);
+extern char *vault_dek_catalog_text(int row, int col);
+extern TimestampTz vault_dek_catalog_ts(int row, int col);
+extern const char *vault_dek_transit_mount(void);
 
 #endif							/* PG_VAULT_DEK_H */

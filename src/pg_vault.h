@@ -11,8 +11,8 @@
  *    JSON), authentication (auth.c) and the engines (transit.c, kv.c,
  *    sys.c, creds.c for database credentials and leases), the
  *    encrypted-column helpers (columns.c) and envelope encryption (dek.c
- *    for data keys, aead.c for the local AES-GCM; their shared header
- *    dek.h brings in OpenSSL and is included by those two only).
+ *    and dek_catalog.c for data keys, aead.c for the local AES-GCM; their
+ *    shared header dek.h brings in OpenSSL and is included by those only).
  *
  *    This header includes neither curl nor jansson, so that files which
  *    need utils/builtins.h (whose json_object clashes with jansson's) can
@@ -321,7 +321,7 @@ extern Datum pg_vault_hmac_batch(PG_FUNCTION_ARGS);
 /* ... and of aead.c, for columns declared !envelope */
 extern Datum pg_vault_envelope_encrypt_batch(PG_FUNCTION_ARGS);
 
-/* ---- envelope encryption (dek.c: data keys; aead.c: pgv1: values) ---- */
+/* ---- envelope encryption (dek.c, dek_catalog.c: data keys; aead.c: pgv1: values) ---- */
 
 /* Settings and the DISCARD ALL hook. */
 extern void vault_dek_init(void);
