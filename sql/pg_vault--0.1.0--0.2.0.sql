@@ -61,8 +61,9 @@ GRANT EXECUTE ON FUNCTION vault_stat_reset() TO vault_admin;
  * vault_envelope_decrypt, vault_envelope_decrypt_bytea and their batches
  * to vault_decryptor; vault_envelope_rewrap_keys,
  * vault_envelope_retire_key, vault_envelope_delete_key and the
- * vault_envelope_key_status view to vault_admin; vault_envelope_key_id
- * and vault_cache_clear to every Transit role.
+ * vault_envelope_key_status view to vault_admin; vault_envelope_column_keys
+ * to vault_encryptor and vault_admin; vault_envelope_key_id and
+ * vault_cache_clear to every Transit role.
  */
 CREATE SEQUENCE vault_envelope_keys_id_seq;
 
@@ -556,4 +557,19 @@ END
 $proc$;
 COMMENT ON PROCEDURE vault_column_rewrite(regclass, name, text, integer, name, boolean) IS
 'the batch loop behind vault_encrypt_column and vault_rewrap_column; call those';
+CREATE FUNCTION vault_envelope_column_keys(tbl regclass, col name)
+RETURNS TABLE(dek_id bigint, rows bigint)
+LANGUAGE plpgsql STABLE
+AS $fn$
+BEGIN
+	RETURN QUERY EXECUTE pg_catalog.format(
+		'SELECT @extschema@.vault_envelope_key_id(%1$I::text), pg_catalog.count(*) '
+		'FROM %2$s WHERE @extschema@.vault_envelope_key_id(%1$I::text) IS NOT NULL GROUP BY 1 ORDER BY 1',
+		col, tbl);
+END
+$fn$;
+COMMENT ON FUNCTION vault_envelope_column_keys(regclass, name) IS
+'rows of a column per envelope data key (what crypto-shredding or re-encrypting a data key would touch); other values left out';
+REVOKE EXECUTE ON FUNCTION vault_envelope_column_keys(regclass, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vault_envelope_column_keys(regclass, name) TO vault_encryptor, vault_admin;
 -- ==== end of envelope encryption ===========================================

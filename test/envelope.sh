@@ -255,8 +255,11 @@ expect "... while Vault now refuses the data key's old wrapped form" "t" \
 # ---- crypto-shredding exactly one data key's rows ----
 q "CREATE TABLE shred (id int PRIMARY KEY, c text)" \
 	"SET vault.envelope_key_max_encryptions = 100" "SET vault.envelope_key_reserve = 100" \
-	"INSERT INTO shred SELECT g, vault_envelope_encrypt('s-' || g, '$KEY2') FROM generate_series(1, 300) g" >/dev/null
+	"INSERT INTO shred SELECT g, vault_envelope_encrypt('s-' || g, '$KEY2') FROM generate_series(1, 300) g" \
+	"GRANT SELECT ON shred TO pgv_env_admin" >/dev/null
 VICTIM=$(q "SELECT vault_envelope_key_id(c) FROM shred WHERE id = 150")
+expect "vault_envelope_column_keys: 3 data keys of 100 rows each, as vault_admin" "3|100|100" \
+	"$(q "SET ROLE pgv_env_admin" "SELECT count(*), min(rows), max(rows) FROM vault_envelope_column_keys('shred', 'c')")"
 NV=$(q "SELECT count(*) FROM shred WHERE vault_envelope_key_id(c) = $VICTIM")
 expect "the victim data key encrypted 100 of 300 rows" 100 "$NV"
 expect "vault_envelope_delete_key of a data key not retired: 55000 (backends may still encrypt under it)" 55000 \
