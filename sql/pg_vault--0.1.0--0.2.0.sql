@@ -40,25 +40,208 @@ GRANT SELECT ON vault_stat TO vault_admin, pg_read_all_stats;
 GRANT EXECUTE ON FUNCTION vault_stat() TO vault_admin, pg_read_all_stats;
 GRANT EXECUTE ON FUNCTION vault_stat_reset() TO vault_admin;
 
--- ==== column procedures ====================================================
--- vault_column_rewrite reports progress every vault.progress_interval
--- (0.1.0: every second, always).
+-- ==== envelope encryption (src/dek.c, src/aead.c) ==========================
 /*
- * The loop behind vault_encrypt_column and vault_rewrap_column: walks the
+ * Values encrypted in the backend with AES-256-GCM under data keys (DEKs)
+ * that Vault's Transit engine made and wrapped: one Vault request per data
+ * key instead of one per row.
+ *
+ *   SELECT vault_envelope_encrypt('4111111111111111', 'payment-data');
+ *       -- pgv1:1:<base64 of nonce, ciphertext and tag>
+ *   SELECT vault_envelope_decrypt(card) FROM payments;
+ *
+ * vault_envelope_keys holds each data key only wrapped (vault:vN:...),
+ * with its Transit key, creation time, encryptions reserved under it and
+ * when it was retired or deleted.  PUBLIC has no access to it; the
+ * functions read and write it as its owner.  pg_dump keeps its rows.
+ * Unwrapped data keys stay in the memory of the backend that used them,
+ * locked and kept out of core dumps, for vault.envelope_key_ttl at most.
+ *
+ * Privileges: vault_envelope_encrypt and its batch to vault_encryptor;
+ * vault_envelope_decrypt, vault_envelope_decrypt_bytea and their batches
+ * to vault_decryptor; vault_envelope_rewrap_keys,
+ * vault_envelope_retire_key, vault_envelope_delete_key and the
+ * vault_envelope_key_status view to vault_admin; vault_envelope_column_keys
+ * to vault_encryptor and vault_admin; vault_envelope_key_id and
+ * vault_cache_clear to every Transit role.
+ */
+CREATE SEQUENCE vault_envelope_keys_id_seq;
+
+CREATE TABLE vault_envelope_keys (
+	id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('vault_envelope_keys_id_seq'::pg_catalog.regclass),
+	transit_key text NOT NULL,
+	wrapped_key text,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	uses_reserved bigint NOT NULL DEFAULT 0,
+	retired_at timestamptz,
+	deleted_at timestamptz,
+	CONSTRAINT vault_envelope_keys_deleted_check CHECK ((deleted_at IS NULL) = (wrapped_key IS NOT NULL))
+);
+CREATE INDEX vault_envelope_keys_transit_key ON vault_envelope_keys (transit_key, id);
+COMMENT ON TABLE vault_envelope_keys IS
+'envelope data keys, wrapped by Vault Transit keys; read and written by pg_vault''s functions only';
+SELECT pg_catalog.pg_extension_config_dump('vault_envelope_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('vault_envelope_keys_id_seq', '');
+REVOKE ALL ON vault_envelope_keys, vault_envelope_keys_id_seq FROM PUBLIC;
+
+CREATE VIEW vault_envelope_key_status AS
+	SELECT id, transit_key, @extschema@.vault_ciphertext_version(wrapped_key) AS wrapped_version,
+		   created_at, uses_reserved, retired_at, deleted_at
+	FROM vault_envelope_keys;
+COMMENT ON VIEW vault_envelope_key_status IS
+'envelope data keys without their wrapped form: Transit key, the key version that wraps each, reservations, retirement, deletion';
+REVOKE ALL ON vault_envelope_key_status FROM PUBLIC;
+GRANT SELECT ON vault_envelope_key_status TO vault_admin;
+
+CREATE FUNCTION vault_envelope_encrypt(plaintext text, key text, context text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_encrypt$$
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION vault_envelope_encrypt(text, text, text) IS
+'encrypt text locally under a data key wrapped by a Vault Transit key; returns a pgv1: (pgv1c: with a context) ciphertext';
+
+CREATE FUNCTION vault_envelope_encrypt(plaintext bytea, key text, context text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_encrypt$$
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION vault_envelope_encrypt(bytea, text, text) IS
+'encrypt binary data locally under a data key wrapped by a Vault Transit key';
+
+CREATE FUNCTION vault_envelope_decrypt(ciphertext text, context text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_decrypt$$
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION vault_envelope_decrypt(text, text) IS
+'decrypt an envelope ciphertext to text (the data key named in it is unwrapped by Vault on first use)';
+
+CREATE FUNCTION vault_envelope_decrypt_bytea(ciphertext text, context text DEFAULT NULL)
+RETURNS bytea
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_decrypt_bytea$$
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION vault_envelope_decrypt_bytea(text, text) IS
+'decrypt an envelope ciphertext to binary data';
+
+CREATE FUNCTION vault_envelope_encrypt_batch(plaintexts text[], key text, contexts text[] DEFAULT NULL)
+RETURNS text[]
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_encrypt_batch$$
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION vault_envelope_encrypt_batch(text[], text, text[]) IS
+'envelope-encrypt an array of text in order, NULLs kept; contexts, if given, has one per element';
+
+CREATE FUNCTION vault_envelope_encrypt_batch(plaintexts bytea[], key text, contexts text[] DEFAULT NULL)
+RETURNS text[]
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_encrypt_batch$$
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION vault_envelope_encrypt_batch(bytea[], text, text[]) IS
+'envelope-encrypt an array of binary values in order, NULLs kept';
+
+CREATE FUNCTION vault_envelope_decrypt_batch(ciphertexts text[], contexts text[] DEFAULT NULL)
+RETURNS text[]
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_decrypt_batch$$
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION vault_envelope_decrypt_batch(text[], text[]) IS
+'decrypt an array of envelope ciphertexts to text in order, NULLs kept';
+
+CREATE FUNCTION vault_envelope_decrypt_bytea_batch(ciphertexts text[], contexts text[] DEFAULT NULL)
+RETURNS bytea[]
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_decrypt_bytea_batch$$
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION vault_envelope_decrypt_bytea_batch(text[], text[]) IS
+'decrypt an array of envelope ciphertexts to binary values in order, NULLs kept';
+
+CREATE FUNCTION vault_envelope_key_id(ciphertext text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_key_id$$
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vault_envelope_key_id(text) IS
+'the data key id of an envelope ciphertext; NULL for anything else (no Vault call)';
+
+CREATE FUNCTION vault_envelope_rewrap_keys(key text)
+RETURNS integer
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_rewrap_keys$$
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION vault_envelope_rewrap_keys(text) IS
+'rewrap every data key of a Vault Transit key under its latest version (after vault_key_rotate); rows are not touched; returns how many';
+
+CREATE FUNCTION vault_envelope_retire_key(dek_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_retire_key$$
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION vault_envelope_retire_key(bigint) IS
+'stop encrypting under a data key (its values still decrypt); the next encryption makes a new one';
+
+CREATE FUNCTION vault_envelope_delete_key(dek_id bigint, force boolean DEFAULT false)
+RETURNS boolean
+AS 'MODULE_PATHNAME', $$pg_vault_envelope_delete_key$$
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION vault_envelope_delete_key(bigint, boolean) IS
+'crypto-shred: remove a data key''s wrapped form, so that exactly the values encrypted under it can no longer be decrypted; only a key retired vault.envelope_key_ttl ago, unless force';
+
+CREATE FUNCTION vault_cache_clear()
+RETURNS void
+AS 'MODULE_PATHNAME', $$pg_vault_cache_clear$$
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION vault_cache_clear() IS
+'wipe the unwrapped envelope data keys this backend holds (DISCARD ALL does too)';
+
+REVOKE EXECUTE ON FUNCTION
+	vault_envelope_encrypt(text, text, text), vault_envelope_encrypt(bytea, text, text),
+	vault_envelope_decrypt(text, text), vault_envelope_decrypt_bytea(text, text),
+	vault_envelope_encrypt_batch(text[], text, text[]), vault_envelope_encrypt_batch(bytea[], text, text[]),
+	vault_envelope_decrypt_batch(text[], text[]), vault_envelope_decrypt_bytea_batch(text[], text[]),
+	vault_envelope_key_id(text), vault_envelope_rewrap_keys(text),
+	vault_envelope_retire_key(bigint), vault_envelope_delete_key(bigint, boolean),
+	vault_cache_clear()
+FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+	vault_envelope_encrypt(text, text, text), vault_envelope_encrypt(bytea, text, text),
+	vault_envelope_encrypt_batch(text[], text, text[]), vault_envelope_encrypt_batch(bytea[], text, text[])
+TO vault_encryptor;
+
+GRANT EXECUTE ON FUNCTION
+	vault_envelope_decrypt(text, text), vault_envelope_decrypt_bytea(text, text),
+	vault_envelope_decrypt_batch(text[], text[]), vault_envelope_decrypt_bytea_batch(text[], text[])
+TO vault_decryptor;
+
+GRANT EXECUTE ON FUNCTION
+	vault_envelope_rewrap_keys(text), vault_envelope_retire_key(bigint),
+	vault_envelope_delete_key(bigint, boolean)
+TO vault_admin;
+
+GRANT EXECUTE ON FUNCTION vault_envelope_key_id(text), vault_cache_clear()
+TO vault_encryptor, vault_decryptor, vault_hasher, vault_admin;
+/*
+ * Envelope columns, through the batch loop of vault_encrypt_column
+ * (vault_column_rewrite): plaintexts encrypted in place in envelope form;
+ * Transit ciphertexts moved to envelope form and back; and, for a data key
+ * suspected compromised, its rows re-encrypted under a fresh one (the key
+ * is retired first, so that nothing new is encrypted under it).  Each is
+ * resumable and safe with concurrent writes, like vault_encrypt_column;
+ * values with a context (pgv1c:) are left as they are.
+ */
+/*
+ * The loop behind vault_encrypt_column, vault_rewrap_column and the
+ * envelope procedures (mode: encrypt, rewrap, envelope, reencrypt,
+ * to_envelope, to_transit): walks the
  * table in windows of blocks (TID range scans), takes the rows still to do,
  * sends them batch_size at a time through the batch API and writes each
  * result back only where the row still holds the value that was sent,
  * committing after every batch; then counts what is left and makes another
  * pass while passes make progress.
  */
-CREATE OR REPLACE PROCEDURE vault_column_rewrite(tbl regclass, col name, key text,
+CREATE PROCEDURE vault_column_rewrite(tbl regclass, col name, key text,
 									  batch_size integer, hmac_col name,
-									  rewrap boolean)
+									  mode text, dek_id bigint DEFAULT NULL)
 LANGUAGE plpgsql
 AS $proc$
 DECLARE
-	verb text := CASE WHEN rewrap THEN 'vault_rewrap_column' ELSE 'vault_encrypt_column' END;
-	done_word text := CASE WHEN rewrap THEN 'rewrapped' ELSE 'encrypted' END;
+	rewrap boolean := mode = 'rewrap';
+	verb text := CASE mode WHEN 'rewrap' THEN 'vault_rewrap_column' WHEN 'encrypt' THEN 'vault_encrypt_column'
+		WHEN 'envelope' THEN 'vault_envelope_encrypt_column' WHEN 'reencrypt' THEN 'vault_envelope_reencrypt_column'
+		WHEN 'to_envelope' THEN 'vault_column_to_envelope' WHEN 'to_transit' THEN 'vault_column_to_transit' END;
+	done_word text := CASE WHEN mode = 'rewrap' THEN 'rewrapped' WHEN mode IN ('encrypt', 'envelope') THEN 'encrypted'
+		ELSE 're-encrypted' END;
 	rel text;
 	target text;
 	c name;
@@ -96,6 +279,14 @@ DECLARE
 	progress interval := coalesce(pg_catalog.current_setting('vault.progress_interval', true), '1s')::interval;
 	secs double precision;
 BEGIN
+	IF verb IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = pg_catalog.format('vault_column_rewrite: unknown mode "%s"', mode);
+	END IF;
+	IF hmac_col IS NOT NULL AND mode NOT IN ('encrypt', 'rewrap', 'envelope') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = pg_catalog.format('%s: the blind index stays as it is (the plaintexts do not change)', verb);
+	END IF;
 	IF tbl IS NULL OR col IS NULL OR key IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = pg_catalog.format('%s: table, column and key must not be NULL', verb);
@@ -132,7 +323,16 @@ BEGIN
 		END IF;
 	END LOOP;
 
-	IF rewrap THEN
+	IF mode = 'reencrypt' THEN
+		-- envelope values without a context under one data key
+		pending := pg_catalog.format(
+			'(pg_catalog.starts_with(%1$I::text, ''pgv1:'') AND @extschema@.vault_envelope_key_id(%1$I::text) OPERATOR(pg_catalog.=) %2$s)',
+			col, dek_id);
+	ELSIF mode = 'to_envelope' THEN
+		pending := pg_catalog.format('pg_catalog.starts_with(%I::text, ''vault:v'')', col);
+	ELSIF mode = 'to_transit' THEN
+		pending := pg_catalog.format('pg_catalog.starts_with(%I::text, ''pgv1:'')', col);
+	ELSIF rewrap THEN
 		latest := (@extschema@.vault_key_info(key) OPERATOR(pg_catalog.->>) 'latest_version')::integer;
 		pending := pg_catalog.format('@extschema@.vault_ciphertext_version(%I::text) < %s', col, latest);
 		IF hmac_col IS NOT NULL THEN
@@ -178,7 +378,8 @@ BEGIN
 				verb, remaining, target, col, latest, hmac_col;
 		END IF;
 	ELSE
-		RAISE NOTICE '%: % rows of %.% to encrypt', verb, remaining, target, col;
+		RAISE NOTICE '%: % rows of %.% to %', verb, remaining, target, col,
+			CASE WHEN mode IN ('encrypt', 'envelope') THEN 'encrypt' ELSE 're-encrypt' END;
 	END IF;
 	-- ends the caller's transaction: refused at once inside a transaction block
 	COMMIT;
@@ -215,6 +416,23 @@ BEGIN
 						macs := @extschema@.vault_hmac_batch(plains, key);
 						plains := NULL;
 					END IF;
+				ELSIF mode = 'envelope' THEN
+					news := @extschema@.vault_envelope_encrypt_batch(olds[i:j], key);
+					IF hmac_col IS NOT NULL THEN
+						macs := @extschema@.vault_hmac_batch(olds[i:j], key);
+					END IF;
+				ELSIF mode IN ('reencrypt', 'to_envelope') THEN
+					IF mode = 'reencrypt' THEN
+						plains := @extschema@.vault_envelope_decrypt_batch(olds[i:j]);
+					ELSE
+						plains := @extschema@.vault_decrypt_batch(olds[i:j], key);
+					END IF;
+					news := @extschema@.vault_envelope_encrypt_batch(plains, key);
+					plains := NULL;
+				ELSIF mode = 'to_transit' THEN
+					plains := @extschema@.vault_envelope_decrypt_batch(olds[i:j]);
+					news := @extschema@.vault_encrypt_batch(plains, key);
+					plains := NULL;
 				ELSE
 					news := @extschema@.vault_encrypt_batch(olds[i:j], key);
 					IF hmac_col IS NOT NULL THEN
@@ -254,5 +472,106 @@ BEGIN
 	END IF;
 END
 $proc$;
+COMMENT ON PROCEDURE vault_column_rewrite(regclass, name, text, integer, name, text, bigint) IS
+'the batch loop behind vault_encrypt_column, vault_rewrap_column and the envelope column procedures; call those';
+
+CREATE PROCEDURE vault_envelope_encrypt_column(tbl regclass, col name, key text,
+											   batch_size integer DEFAULT 1000,
+											   hmac_col name DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+BEGIN
+	CALL @extschema@.vault_column_rewrite(tbl, col, key, batch_size, hmac_col, 'envelope');
+END
+$proc$;
+COMMENT ON PROCEDURE vault_envelope_encrypt_column(regclass, name, text, integer, name) IS
+'envelope-encrypt the plaintexts of a column in place (and fill its Transit blind index), batch_size rows per commit; resumable; CALL outside a transaction block';
+
+CREATE PROCEDURE vault_column_to_envelope(tbl regclass, col name, key text,
+										  batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $proc$
+BEGIN
+	CALL @extschema@.vault_column_rewrite(tbl, col, key, batch_size, NULL, 'to_envelope');
+END
+$proc$;
+COMMENT ON PROCEDURE vault_column_to_envelope(regclass, name, text, integer) IS
+'move a column''s Transit ciphertexts (vault:vN:) of a key to envelope form under a data key of the same key; resumable; CALL outside a transaction block';
+
+CREATE PROCEDURE vault_column_to_transit(tbl regclass, col name, key text,
+										 batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $proc$
+BEGIN
+	CALL @extschema@.vault_column_rewrite(tbl, col, key, batch_size, NULL, 'to_transit');
+END
+$proc$;
+COMMENT ON PROCEDURE vault_column_to_transit(regclass, name, text, integer) IS
+'move a column''s envelope ciphertexts (pgv1:) to Transit ciphertexts of a key; resumable; CALL outside a transaction block';
+
+CREATE PROCEDURE vault_envelope_reencrypt_column(tbl regclass, col name, dek_id bigint,
+												 batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+	k text;
+BEGIN
+	SELECT s.transit_key INTO k FROM @extschema@.vault_envelope_key_status s
+	 WHERE s.id OPERATOR(pg_catalog.=) dek_id AND s.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = pg_catalog.format('vault_envelope_reencrypt_column: no data key %s (or it was deleted)', dek_id);
+	END IF;
+	PERFORM @extschema@.vault_envelope_retire_key(dek_id);
+	CALL @extschema@.vault_column_rewrite(tbl, col, k, batch_size, NULL, 'reencrypt', dek_id);
+END
+$proc$;
+COMMENT ON PROCEDURE vault_envelope_reencrypt_column(regclass, name, bigint, integer) IS
+'retire a data key and re-encrypt the column''s values under it with a fresh data key of the same Transit key; resumable; CALL outside a transaction block';
+
+REVOKE EXECUTE ON PROCEDURE
+	vault_column_rewrite(regclass, name, text, integer, name, text, bigint),
+	vault_envelope_encrypt_column(regclass, name, text, integer, name),
+	vault_column_to_envelope(regclass, name, text, integer),
+	vault_column_to_transit(regclass, name, text, integer),
+	vault_envelope_reencrypt_column(regclass, name, bigint, integer)
+FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE vault_column_rewrite(regclass, name, text, integer, name, text, bigint)
+TO vault_encryptor, vault_admin;
+GRANT EXECUTE ON PROCEDURE vault_envelope_encrypt_column(regclass, name, text, integer, name)
+TO vault_encryptor;
+GRANT EXECUTE ON PROCEDURE
+	vault_column_to_envelope(regclass, name, text, integer),
+	vault_column_to_transit(regclass, name, text, integer),
+	vault_envelope_reencrypt_column(regclass, name, bigint, integer)
+TO vault_admin;
+
+-- the 0.1.0 form, kept for callers of it
+CREATE OR REPLACE PROCEDURE vault_column_rewrite(tbl regclass, col name, key text,
+									  batch_size integer, hmac_col name,
+									  rewrap boolean)
+LANGUAGE plpgsql
+AS $proc$
+BEGIN
+	CALL @extschema@.vault_column_rewrite(tbl, col, key, batch_size, hmac_col,
+										  CASE WHEN rewrap THEN 'rewrap' ELSE 'encrypt' END);
+END
+$proc$;
 COMMENT ON PROCEDURE vault_column_rewrite(regclass, name, text, integer, name, boolean) IS
 'the batch loop behind vault_encrypt_column and vault_rewrap_column; call those';
+CREATE FUNCTION vault_envelope_column_keys(tbl regclass, col name)
+RETURNS TABLE(dek_id bigint, rows bigint)
+LANGUAGE plpgsql STABLE
+AS $fn$
+BEGIN
+	RETURN QUERY EXECUTE pg_catalog.format(
+		'SELECT @extschema@.vault_envelope_key_id(%1$I::text), pg_catalog.count(*) '
+		'FROM %2$s WHERE @extschema@.vault_envelope_key_id(%1$I::text) IS NOT NULL GROUP BY 1 ORDER BY 1',
+		col, tbl);
+END
+$fn$;
+COMMENT ON FUNCTION vault_envelope_column_keys(regclass, name) IS
+'rows of a column per envelope data key (what crypto-shredding or re-encrypting a data key would touch); other values left out';
+REVOKE EXECUTE ON FUNCTION vault_envelope_column_keys(regclass, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vault_envelope_column_keys(regclass, name) TO vault_encryptor, vault_admin;
+-- ==== end of envelope encryption ===========================================

@@ -72,6 +72,7 @@ typedef struct EncColumn
 	AttrNumber	attnum;
 	AttrNumber	hmac_attnum;	/* InvalidAttrNumber: no blind index */
 	int			key;			/* index into ColumnsConfig.keys */
+	bool		envelope;		/* "!envelope": pgv1: values, not Transit */
 } EncColumn;
 
 /* A trigger's arguments resolved against its table, kept in fn_extra. */
@@ -90,6 +91,7 @@ typedef struct ColumnsConfig
 	Oid			fn_namespace;	/* the extension's schema */
 	Oid			encrypt_fn;		/* vault_encrypt_batch(text[], text, text[]) */
 	Oid			hmac_fn;		/* vault_hmac_batch(text[], text, text) */
+	Oid			envelope_fn;	/* vault_envelope_encrypt_batch(text[], text, text[]) */
 } ColumnsConfig;
 
 /* The rows one trigger held back during one statement. */
@@ -144,20 +146,22 @@ datum_is_ciphertext(Datum value)
 	text	   *t = DatumGetTextPP(value);
 	bool		result;
 
-	result = vc_ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) >= 0;
+	result = vc_ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) >= 0 ||
+		vault_is_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 	if ((Pointer) t != DatumGetPointer(value))
 		pfree(t);
 	return result;
 }
 
-/* SQL function: vault_is_ciphertext(value text) returns boolean */
+/*
+ * SQL function: vault_is_ciphertext(value text) returns boolean: a Transit
+ * (vault:vN:) or an envelope (pgv1:) ciphertext
+ */
 PG_FUNCTION_INFO_V1(pg_vault_is_ciphertext);
 Datum
 pg_vault_is_ciphertext(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-
-	PG_RETURN_BOOL(vc_ciphertext_version(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) >= 0);
+	PG_RETURN_BOOL(datum_is_ciphertext(PG_GETARG_DATUM(0)));
 }
 
 /* SQL function: vault_ciphertext_version(value text) returns integer */
@@ -224,7 +228,7 @@ bad_spec(const char *spec, const char *why)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid vault_encrypt_columns() argument \"%s\": %s", spec, why),
-			 errhint("Arguments are a Vault key, then columns written column[:hmac_column][@key], "
+			 errhint("Arguments are a Vault key, then columns written column[:hmac_column][@key][!envelope], "
 					 "for example vault_encrypt_columns('user-data', 'ssn:ssn_hmac', 'payment_token@payment-data').")));
 }
 
@@ -287,11 +291,21 @@ parse_config(TriggerData *td, Oid fnoid, MemoryContext cxt)
 	for (i = 1; i < tg->tgnargs; i++)
 	{
 		char	   *spec = pstrdup(tg->tgargs[i]);
-		char	   *at = strrchr(spec, '@');
+		char	   *bang = strrchr(spec, '!');
+		char	   *at;
 		char	   *colon;
 		EncColumn  *c = &cfg->cols[cfg->ncols];
 
 		c->key = 0;
+		c->envelope = false;
+		if (bang != NULL)
+		{
+			if (strcmp(bang, "!envelope") != 0)
+				bad_spec(tg->tgargs[i], "the only mode after \"!\" is \"envelope\"");
+			*bang = '\0';
+			c->envelope = true;
+		}
+		at = strrchr(spec, '@');
 		if (at != NULL)
 		{
 			*at = '\0';
@@ -435,14 +449,20 @@ require_execute(Oid fn, const char *sql_name, const char *grant_role, const char
 }
 
 static void
-check_privileges(ColumnsConfig *cfg, bool hmac)
+check_privileges(ColumnsConfig *cfg, bool envelope, bool hmac)
 {
 	if (!OidIsValid(cfg->encrypt_fn))
 	{
 		cfg->encrypt_fn = extension_function(cfg, "vault_encrypt_batch", TEXTARRAYOID);
 		cfg->hmac_fn = extension_function(cfg, "vault_hmac_batch", TEXTOID);
 	}
-	require_execute(cfg->encrypt_fn, "vault_encrypt", "vault_encryptor", "encrypts");
+	/* looked up only when used: an extension not updated from 0.1.0 has none */
+	if (envelope && !OidIsValid(cfg->envelope_fn))
+		cfg->envelope_fn = extension_function(cfg, "vault_envelope_encrypt_batch", TEXTARRAYOID);
+	if (envelope)
+		require_execute(cfg->envelope_fn, "vault_envelope_encrypt", "vault_encryptor", "encrypts");
+	else
+		require_execute(cfg->encrypt_fn, "vault_encrypt", "vault_encryptor", "encrypts");
 	if (hmac)
 		require_execute(cfg->hmac_fn, "vault_hmac", "vault_hasher", "computes blind indexes");
 }
@@ -473,7 +493,6 @@ encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, int n)
 	int		   *plain_col = palloc(sizeof(int) * n * cfg->ncols);
 	ErrorContextCallback errcb;
 	ColumnsErrorArg errarg;
-	int			k;
 	int			i;
 
 #define REPLACE(row, attnum, value, isnull) \
@@ -491,8 +510,10 @@ encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, int n)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	for (k = 0; k < cfg->nkeys; k++)
+	for (int pass = 0; pass < cfg->nkeys * 2; pass++)
 	{
+		int			k = pass / 2;
+		bool		envelope = (pass % 2) == 1;
 		int			np = 0;
 		int			nh = 0;
 		int			p;
@@ -513,7 +534,7 @@ encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, int n)
 				bool		isnull;
 				Datum		v;
 
-				if (col->key != k)
+				if (col->key != k || col->envelope != envelope)
 					continue;
 				v = heap_getattr(rows[i], col->attnum, desc, &isnull);
 				if (isnull)
@@ -537,9 +558,10 @@ encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, int n)
 			continue;
 
 		/* before any request: nothing is sent for a role that may not */
-		check_privileges(cfg, nh > 0);
+		check_privileges(cfg, envelope, nh > 0);
 		in = construct_array(plain, np, TEXTOID, -1, false, TYPALIGN_INT);
-		cts = batch_results(call_batch(pg_vault_encrypt_batch, in, cfg->keys[k], NULL), np);
+		cts = batch_results(call_batch(envelope ? pg_vault_envelope_encrypt_batch : pg_vault_encrypt_batch,
+									   in, cfg->keys[k], NULL), np);
 		if (nh > 0)
 		{
 			ArrayType  *hin;
@@ -565,7 +587,8 @@ encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, int n)
 			text	   *ct = DatumGetTextPP(cts[p]);
 
 			/* a value the trigger would not recognise would be encrypted again */
-			if (vc_ciphertext_version(VARDATA_ANY(ct), VARSIZE_ANY_EXHDR(ct)) < 0)
+			if (envelope ? !vault_is_envelope(VARDATA_ANY(ct), VARSIZE_ANY_EXHDR(ct)) :
+				vc_ciphertext_version(VARDATA_ANY(ct), VARSIZE_ANY_EXHDR(ct)) < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_VAULT_BAD_RESPONSE),
 						 errmsg("Vault returned a ciphertext of an unexpected form for key \"%s\"",
@@ -915,17 +938,6 @@ insert_can_hold(QueryDesc *qd, Oid *relid)
 #define EXECUTOR_RUN_PARAMS QueryDesc *queryDesc, ScanDirection direction, uint64 count, \
 	bool execute_once
 #define EXECUTOR_RUN_ARGS queryDesc, direction, count, execute_once
-#endif
-#if PG_VERSION_NUM >= 140000
-#define UTILITY_PARAMS PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, \
-	ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv, \
-	DestReceiver *dest, QueryCompletion *qc
-#define UTILITY_ARGS pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
-#else
-#define UTILITY_PARAMS PlannedStmt *pstmt, const char *queryString, \
-	ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv, \
-	DestReceiver *dest, QueryCompletion *qc
-#define UTILITY_ARGS pstmt, queryString, context, params, queryEnv, dest, qc
 #endif
 
 static void

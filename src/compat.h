@@ -29,6 +29,20 @@
 #include "pgstat.h"
 #endif
 
+
+/* ProcessUtility_hook's signature (columns.c, dek.c) changed in 14. */
+#if PG_VERSION_NUM >= 140000
+#define UTILITY_PARAMS PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, \
+	ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv, \
+	DestReceiver *dest, QueryCompletion *qc
+#define UTILITY_ARGS pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
+#else
+#define UTILITY_PARAMS PlannedStmt *pstmt, const char *queryString, \
+	ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv, \
+	DestReceiver *dest, QueryCompletion *qc
+#define UTILITY_ARGS pstmt, queryString, context, params, queryEnv, dest, qc
+#endif
+
 #ifndef pg_noreturn
 #define pg_noreturn pg_attribute_noreturn()
 #endif

@@ -28,6 +28,7 @@ _PG_init(void)
 	vault_transit_init();
 	vault_kv_init();
 	vault_columns_init();
+	vault_dek_init();
 	vault_redact_init();
 	vault_stat_init();
 

@@ -9,8 +9,10 @@
  *    writer (request.c), the response reader and the one mapping from
  *    outcomes to SQLSTATEs (envelope.c, the only file that parses Vault
  *    JSON), authentication (auth.c) and the engines (transit.c, kv.c,
- *    sys.c, creds.c for database credentials and leases) and the
- *    encrypted-column helpers (columns.c).
+ *    sys.c, creds.c for database credentials and leases), the
+ *    encrypted-column helpers (columns.c) and envelope encryption (dek.c
+ *    and dek_catalog.c for data keys, aead.c for the local AES-GCM; their
+ *    shared header dek.h brings in OpenSSL and is included by those only).
  *
  *    This header includes neither curl nor jansson, so that files which
  *    need utils/builtins.h (whose json_object clashes with jansson's) can
@@ -223,6 +225,16 @@ typedef struct VaultDoc VaultDoc;
 #define ERRCODE_VAULT_CONNECTION_LOST	MAKE_SQLSTATE('5','8','V','0','2')
 #define ERRCODE_VAULT_BAD_RESPONSE		MAKE_SQLSTATE('5','8','V','0','3')
 
+/*
+ * Envelope ciphertexts (pgv1:), checked locally, in class 22 (data
+ * exception: the value given is at fault) with pg_vault's subclass V.
+ */
+#define ERRCODE_VAULT_ENVELOPE_TAMPERED	MAKE_SQLSTATE('2','2','V','0','1')
+#define ERRCODE_VAULT_ENVELOPE_CONTEXT	MAKE_SQLSTATE('2','2','V','0','2')
+#define ERRCODE_VAULT_ENVELOPE_MALFORMED	MAKE_SQLSTATE('2','2','V','0','3')
+#define ERRCODE_VAULT_DEK_UNKNOWN		MAKE_SQLSTATE('2','2','V','0','4')
+#define ERRCODE_VAULT_DEK_DELETED		MAKE_SQLSTATE('2','2','V','0','5')
+
 /* Raises the mapped error for a failed transport or an error status. */
 pg_noreturn extern void vault_raise_transport(const VaultResult *res, const VaultOp *op);
 pg_noreturn extern void vault_raise_status(const VaultResult *res, const VaultOp *op);
@@ -330,6 +342,17 @@ extern void vault_columns_init(void);
 /* SQL functions of transit.c that the column trigger calls directly. */
 extern Datum pg_vault_encrypt_batch(PG_FUNCTION_ARGS);
 extern Datum pg_vault_hmac_batch(PG_FUNCTION_ARGS);
+/* ... and of aead.c, for columns declared !envelope */
+extern Datum pg_vault_envelope_encrypt_batch(PG_FUNCTION_ARGS);
+
+/* ---- envelope encryption (dek.c, dek_catalog.c: data keys; aead.c: pgv1: values) ---- */
+
+/* Settings and the DISCARD ALL hook. */
+extern void vault_dek_init(void);
+/* Wipes every unwrapped data key this backend holds. */
+extern void vault_dek_cache_clear(void);
+/* Whether text has the form of an envelope ciphertext (pgv1: / pgv1c:). */
+extern bool vault_is_envelope(const char *s, size_t len);
 
 /* ---- statistics and the circuit breaker's memory (stat.c) ---- */
 

@@ -81,7 +81,9 @@ setup=$(q "CREATE EXTENSION pg_vault" \
 	"CREATE VIEW people_clear WITH (security_barrier) AS
 	   SELECT id, vault_decrypt(ssn, '$KEY') AS ssn, vault_decrypt(card, '$KEY2') AS card FROM people" \
 	"CREATE ROLE $READER LOGIN" "GRANT vault_decryptor TO $READER" \
-	"GRANT SELECT ON people_clear TO $READER")
+	"GRANT SELECT ON people_clear TO $READER" \
+	"CREATE TABLE env (id int PRIMARY KEY, c text)" \
+	"INSERT INTO env SELECT id, vault_envelope_encrypt('env-' || id, '$KEY') FROM generate_series(1, $N) id")
 expect "source: tables, trigger over two keys, blind indexes, view, reader" "" "$setup"
 # the migration of legacy: in place, then the CHECK and the trigger
 migrated=$(psql -XAtq -v ON_ERROR_STOP=1 -d "$DB" \
@@ -179,6 +181,12 @@ check() {
 			q "SELECT vault_decrypt(ssn, '$KEY') = 'ssn-5003' AND ssn_hmac = vault_hmac('ssn-5003', '$KEY') FROM people WHERE id = 5003")"
 	expect "$t: the CHECKs refuse a plaintext with the trigger disabled" 23514 \
 		"$(outcome "ALTER TABLE legacy DISABLE TRIGGER a_vault_encrypt" "INSERT INTO legacy (id, old) VALUES (6000, 'old-6000')")"
+	# envelope values: their data keys are in vault_envelope_keys (a
+	# configuration table of the extension), which the dump carries
+	expect "$t: every envelope value decrypts (data keys restored), new encryptions work" "$N|0|t" \
+		"$(q "SELECT count(*), count(*) FILTER (WHERE vault_envelope_decrypt(c) IS DISTINCT FROM 'env-' || id) FROM env" \
+			"SELECT vault_envelope_key_id(vault_envelope_encrypt('x', '$KEY', 'new')) >= (SELECT max(vault_envelope_key_id(c)) FROM env)" |
+			paste -sd'|')"
 	expect "$t: the reader still reads through the view" "$N|0" \
 		"$(q "SET ROLE $READER" \
 			"SELECT count(*), count(*) FILTER (WHERE ssn IS DISTINCT FROM CASE WHEN id = $N THEN 'ssn-' || id ELSE $SSN END)
