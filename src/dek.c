@@ -249,8 +249,9 @@ dek_free_slot(void)
 static void
 dek_install(VaultDek *d, int64 id, const char *key, TimestampTz created_at)
 {
-	static const unsigned char c1[16] = "pg_vault ctx k 1";
-	static const unsigned char c2[16] = "pg_vault ctx k 2";
+	/* two 16-byte blocks (the arrays keep the strings' NUL: GCC 15 wants it) */
+	static const unsigned char c1[17] = "pg_vault ctx k 1";
+	static const unsigned char c2[17] = "pg_vault ctx k 2";
 
 	AES_set_encrypt_key(d->raw, 256, &d->ks);
 	/* d->raw, no longer needed, becomes the derived key */
