@@ -5,11 +5,17 @@
 #
 #   ci_copy_tree DEST   copy the files git tracks, or would track (untracked
 #                       and not ignored), to DEST: sources without build
-#                       products, including work not yet committed
+#                       products, including work not yet committed.  DEST
+#                       is a git clone sharing this repository's objects
+#                       (its index at HEAD), so that the suites that read
+#                       git history (upgrade.sh builds 0.1.0 from it) or
+#                       ask git what it ignores run there as here.
 
 ci_copy_tree() {
 	local dest=$1
-	mkdir -p "$dest"
+	rm -rf "$dest"
+	git clone --quiet --shared --no-checkout "$(git rev-parse --show-toplevel)" "$dest" &&
+		git -C "$dest" reset --quiet || { echo "cloning the repository to $dest failed" >&2; return 1; }
 	git ls-files -z --cached --others --exclude-standard |
 		while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
 		tar --null -T - -cf - | tar -C "$dest" -xf -
