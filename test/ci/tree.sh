@@ -14,8 +14,11 @@
 ci_copy_tree() {
 	local dest=$1
 	rm -rf "$dest"
-	git clone --quiet --shared --no-checkout "$(git rev-parse --show-toplevel)" "$dest" &&
-		git -C "$dest" reset --quiet || { echo "cloning the repository to $dest failed" >&2; return 1; }
+	if ! git clone --quiet --shared --no-checkout "$(git rev-parse --show-toplevel)" "$dest" ||
+		! git -C "$dest" reset --quiet; then
+		echo "cloning the repository to $dest failed" >&2
+		return 1
+	fi
 	git ls-files -z --cached --others --exclude-standard |
 		while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
 		tar --null -T - -cf - | tar -C "$dest" -xf -
