@@ -358,42 +358,19 @@ static ArrayType *
 envelope_batch(ArrayType *input, text *key, ArrayType *contexts,
 			   bool encrypt, bool as_text)
 {
-	int			ndim = ARR_NDIM(input);
-	int			lbound = ndim == 1 ? ARR_LBOUND(input)[0] : 1;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
+	int			lbound;
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
-	Datum	   *ctx_elems = NULL;
-	bool	   *ctx_nulls = NULL;
-	int			nctx = 0;
+	Datum	   *ctx_elems;
+	bool	   *ctx_nulls;
 	Datum	   *out;
 	int			dims[1];
 	int			lbs[1];
 	Oid			result_type = (encrypt || as_text) ? TEXTOID : BYTEAOID;
 
-	if (ndim > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("batch input must be a one-dimensional array")));
-	get_typlenbyvalalign(ARR_ELEMTYPE(input), &typlen, &typbyval, &typalign);
-	deconstruct_array(input, ARR_ELEMTYPE(input), typlen, typbyval, typalign,
-					  &elems, &nulls, &n);
-	if (contexts != NULL)
-	{
-		if (ARR_NDIM(contexts) > 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-					 errmsg("batch contexts must be a one-dimensional array")));
-		deconstruct_array(contexts, TEXTOID, -1, false, TYPALIGN_INT,
-						  &ctx_elems, &ctx_nulls, &nctx);
-		if (nctx != n)
-			ereport(ERROR,
-					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-					 errmsg("batch has %d elements but %d contexts", n, nctx)));
-	}
+	lbound = vault_batch_args(input, contexts, &elems, &nulls, &n,
+							  &ctx_elems, &ctx_nulls);
 	if (n == 0)
 		return construct_empty_array(result_type);
 

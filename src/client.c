@@ -52,7 +52,7 @@ vault_request_many(VaultResult *res, int n, VaultMethod method,
 {
 	PG_TRY();
 	{
-		bool		todo[VAULT_MAX_PARALLEL];
+		bool		redo[VAULT_MAX_PARALLEL];
 		bool		forbidden = false;
 		int			first = -1;
 
@@ -66,13 +66,13 @@ vault_request_many(VaultResult *res, int n, VaultMethod method,
 		/* as vault_request: after a 403, a re-login and those requests again */
 		for (int i = 0; i < n; i++)
 		{
-			todo[i] = res[i].transport == VT_OK && res[i].status == 403;
-			if (todo[i] && first < 0)
+			redo[i] = res[i].transport == VT_OK && res[i].status == 403;
+			if (redo[i] && first < 0)
 				first = i;
-			forbidden |= todo[i];
+			forbidden |= redo[i];
 		}
 		if (forbidden && vault_auth_refresh_after_forbidden(&res[first]) != VAULT_FORBIDDEN_KEPT)
-			vault_http_perform_many(res, n, todo, method, path, bodies, lens,
+			vault_http_perform_many(res, n, redo, method, path, bodies, lens,
 									rows, vault_auth_token(), flags);
 	}
 	PG_CATCH();

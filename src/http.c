@@ -921,14 +921,14 @@ vault_http_perform(VaultResult *res, VaultMethod method, const char *path,
 }
 
 /*
- * The first attempt of each request marked in todo, all at once: one
+ * The first attempt of each request marked in redo, all at once: one
  * connection each, on the first address whose breaker lets them through.
  * Requests whose attempt failed in a way worth retrying then go through
  * exchange(), one after another, with the retries and failover a single
  * request gets.
  */
 void
-vault_http_perform_many(VaultResult *res, int n, const bool *todo,
+vault_http_perform_many(VaultResult *res, int n, const bool *redo,
 						VaultMethod method, const char *path,
 						const char *const *bodies, const size_t *lens,
 						const int64 *rows, const char *token, int flags)
@@ -946,7 +946,7 @@ vault_http_perform_many(VaultResult *res, int n, const bool *todo,
 	for (int i = 0; i < n; i++)
 	{
 		added[i] = false;
-		if (todo == NULL || todo[i])
+		if (redo == NULL || redo[i])
 			(void) ready_conn(1 + i);
 	}
 	headers = current_headers(token);
@@ -971,7 +971,7 @@ vault_http_perform_many(VaultResult *res, int n, const bool *todo,
 		{
 			Conn	   *c = &conns[1 + i];
 
-			if (todo != NULL && !todo[i])
+			if (redo != NULL && !redo[i])
 				continue;
 			setup_transfer(c, &res[i], method, bodies[i], lens[i], headers);
 			if (curl_multi_add_handle(multi, c->h) == CURLM_OK)
@@ -1014,7 +1014,7 @@ vault_http_perform_many(VaultResult *res, int n, const bool *todo,
 	{
 		Conn	   *c = &conns[1 + i];
 
-		if (todo != NULL && !todo[i])
+		if (redo != NULL && !redo[i])
 			continue;
 		if (base < 0)
 		{

@@ -23,6 +23,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/array.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -128,11 +129,11 @@ extern void vault_http_wipe_response(void);
 /*
  * n (at most VAULT_MAX_PARALLEL) requests to one path at once, each on its
  * own connection, with the retries and failover of vault_http_perform; only
- * those marked in todo when it is not NULL.  rows, when not NULL, gives each
+ * those marked in redo when it is not NULL.  rows, when not NULL, gives each
  * request's row count for vault_stat.  res[i].body stays valid until the
  * next parallel round; vault_http_wipe_many wipes the bodies.
  */
-extern void vault_http_perform_many(VaultResult *res, int n, const bool *todo,
+extern void vault_http_perform_many(VaultResult *res, int n, const bool *redo,
 									VaultMethod method, const char *path,
 									const char *const *bodies, const size_t *lens,
 									const int64 *rows, const char *token,
@@ -330,6 +331,9 @@ extern void vault_kv_init(void);
 extern int	vault_batch_size;
 extern int	vault_batch_max_strings;
 extern int	vault_batch_parallel;
+extern int	vault_batch_args(ArrayType *input, ArrayType *contexts, Datum **elems,
+							 bool **nulls, int *n, Datum **ctx_elems,
+							 bool **ctx_nulls);
 extern int	vault_batch_items(void);
 extern char *vault_transit_mount;
 extern char *vault_kv_mount;

@@ -359,6 +359,45 @@ collect_results(BatchChunk *chunks, int nchunks, VaultResult *res,
 }
 
 /*
+ * The arguments of a batch form: input's elements, and contexts' (one per
+ * element) when given; both must be one-dimensional.  Returns input's lower
+ * bound, for subscripts in messages.
+ */
+int
+vault_batch_args(ArrayType *input, ArrayType *contexts, Datum **elems,
+				 bool **nulls, int *n, Datum **ctx_elems, bool **ctx_nulls)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			nctx;
+
+	if (ARR_NDIM(input) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("batch input must be a one-dimensional array")));
+	get_typlenbyvalalign(ARR_ELEMTYPE(input), &typlen, &typbyval, &typalign);
+	deconstruct_array(input, ARR_ELEMTYPE(input), typlen, typbyval, typalign,
+					  elems, nulls, n);
+	*ctx_elems = NULL;
+	*ctx_nulls = NULL;
+	if (contexts != NULL)
+	{
+		if (ARR_NDIM(contexts) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("batch contexts must be a one-dimensional array")));
+		deconstruct_array(contexts, TEXTOID, -1, false, TYPALIGN_INT,
+						  ctx_elems, ctx_nulls, &nctx);
+		if (nctx != *n)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("batch has %d elements but %d contexts", *n, nctx)));
+	}
+	return ARR_NDIM(input) == 1 ? ARR_LBOUND(input)[0] : 1;
+}
+
+/*
  * An array through a transit operation, vault.batch_size items per request,
  * up to vault.batch_parallel requests at once.  contexts, when given, has
  * one context (or NULL) per input element.
@@ -369,17 +408,12 @@ transit_batch(TransitOp top, ArrayType *input, const char *key,
 {
 	const TransitOpInfo *info = &transit_ops[top];
 	VaultOp		op = {info->what, key};
-	int			ndim = ARR_NDIM(input);
 	int			lbound;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
 	Datum	   *elems;
 	bool	   *nulls;
 	int			nelems;
-	Datum	   *ctx_elems = NULL;
-	bool	   *ctx_nulls = NULL;
-	int			nctx = 0;
+	Datum	   *ctx_elems;
+	bool	   *ctx_nulls;
 	Datum	   *out;
 	bool	   *out_nulls;
 	char	   *path;
@@ -394,28 +428,8 @@ transit_batch(TransitOp top, ArrayType *input, const char *key,
 	int			flags = VAULT_RETRY_IDEMPOTENT | VAULT_SECRET_BODY |
 		VAULT_KIND(transit_kinds[top]);
 
-	if (ndim > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("batch input must be a one-dimensional array")));
-	lbound = ndim == 1 ? ARR_LBOUND(input)[0] : 1;
-
-	get_typlenbyvalalign(ARR_ELEMTYPE(input), &typlen, &typbyval, &typalign);
-	deconstruct_array(input, ARR_ELEMTYPE(input), typlen, typbyval, typalign,
-					  &elems, &nulls, &nelems);
-	if (contexts != NULL)
-	{
-		if (ARR_NDIM(contexts) > 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-					 errmsg("batch contexts must be a one-dimensional array")));
-		deconstruct_array(contexts, TEXTOID, -1, false, TYPALIGN_INT,
-						  &ctx_elems, &ctx_nulls, &nctx);
-		if (nctx != nelems)
-			ereport(ERROR,
-					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-					 errmsg("batch has %d elements but %d contexts", nelems, nctx)));
-	}
+	lbound = vault_batch_args(input, contexts, &elems, &nulls, &nelems,
+							  &ctx_elems, &ctx_nulls);
 
 	path = key_path(info->verb, key, NULL);
 	out = palloc0(sizeof(Datum) * Max(nelems, 1));
