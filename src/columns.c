@@ -14,11 +14,13 @@
  *    Bulk writes do not pay that per row.  While a multi-row INSERT (with no
  *    RETURNING, ON CONFLICT or check options) or a COPY FROM is running,
  *    the trigger holds back each row that carries a plaintext: it keeps a
- *    copy and returns NULL, so that the row is not written.  Every
- *    vault_batch_items() held rows (vault.batch_size, within what
- *    vault.batch_max_strings allows), and when the statement's executor run or
- *    the COPY ends, the held rows are encrypted through the batch API and
- *    inserted with one INSERT ... SELECT FROM unnest($1).  Executor and
+ *    copy and returns NULL, so that the row is not written.  When enough
+ *    rows are held for vault.batch_parallel full requests (each
+ *    vault_batch_items() rows: vault.batch_size, within what
+ *    vault.batch_max_strings allows), and when the statement's executor run
+ *    or the COPY ends, the held rows are encrypted through the batch API,
+ *    those requests in flight at once, and inserted with one
+ *    INSERT ... SELECT FROM unnest($1).  Executor and
  *    utility hooks know which statement is running (the innermost one is
  *    the one firing the trigger), flush at its end and add the rows
  *    inserted to its command tag.  Nothing with a plaintext reaches the
@@ -839,7 +841,9 @@ hold_row(BulkStatement *bulk, ColumnsConfig *cfg, HeapTuple row)
 	h->bytes += row->t_len;
 	MemoryContextSwitchTo(old);
 
-	if (h->nrows >= vault_batch_items() || h->bytes >= MAX_HELD_BYTES)
+	/* a flush is one round: vault.batch_parallel full requests at once */
+	if (h->nrows >= vault_batch_items() * Min(vault_batch_parallel, VAULT_MAX_PARALLEL) ||
+		h->bytes >= MAX_HELD_BYTES)
 		flush_held(bulk, h);
 }
 

@@ -127,6 +127,28 @@ expect "the copied rows decrypt to what was copied" "0|$ROWS" \
 	        FROM enc WHERE id > 10000000 GROUP BY id / 10000) s")"
 q "DELETE FROM enc WHERE id > 10000000" >/dev/null
 
+# ---- a bulk INSERT's flush is one parallel round ----
+# 10 rows a request: 40 held rows are one round of 4 encrypt requests.  The
+# proxy holds each until 4 are in it at once (gather), so max_inflight says
+# what the trigger did, however busy the machine.
+PAR_INS="INSERT INTO enc (id, c) SELECT g, 'par-' || g FROM generate_series(30000001, 30000040) g"
+vault_api POST /_dev/faults '{"gather":4,"path_prefix":"transit/encrypt/"}' >/dev/null
+got=$(q "SET vault.batch_size = 10" "SET vault.batch_parallel = 4" "$PAR_INS")
+expect "a 40-row INSERT through the trigger, 10 rows a request" "" "$got"
+expect "... its 4 encrypt requests were in flight at once (vault.batch_parallel)" 4 \
+	"$(vault_api GET /_dev/faults | json_get max_inflight)"
+vault_api DELETE /_dev/faults >/dev/null
+vault_api POST /_dev/faults '{"path_prefix":"transit/encrypt/"}' >/dev/null
+got=$(q "SET vault.batch_size = 10" "SET vault.batch_parallel = 1" \
+	"INSERT INTO enc (id, c) SELECT g, 'par-' || g FROM generate_series(31000001, 31000040) g")
+expect "... with vault.batch_parallel = 1, one at a time" "1" "$(vault_api GET /_dev/faults | json_get max_inflight)"
+vault_api DELETE /_dev/faults >/dev/null
+expect "the 80 rows decrypt, with their blind indexes" "80|80" \
+	"$(q "SELECT count(*) FILTER (WHERE vault_decrypt(c, '$KEY') = 'par-' || id),
+	             count(*) FILTER (WHERE c_hmac = vault_hmac('par-' || id, '$KEY'))
+	      FROM enc WHERE id > 30000000")"
+q "DELETE FROM enc WHERE id > 30000000" >/dev/null
+
 # ---- updates of other columns: ciphertexts untouched, no request ----
 before=$(q "SELECT md5(string_agg(c || c_hmac, ',' ORDER BY id)) FROM enc")
 [ "$HAVE_AUDIT" = 1 ] && r0=$(requests)
