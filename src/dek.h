@@ -1,10 +1,10 @@
 /*
  * dek.h
  *    Envelope encryption's data keys (DEKs), shared by dek.c (the backend's
- *    cache of unwrapped keys), dek_catalog.c (the catalog table and data-key
- *    administration) and aead.c (the pgv1: ciphertext format and
- *    AES-256-GCM).  Only those files include it: it brings in OpenSSL's
- *    low-level AES and GCM interfaces.
+ *    cache of unwrapped keys), dek_catalog.c (the catalog table),
+ *    dek_admin.c (data-key administration) and aead.c (the pgv1: ciphertext
+ *    format and AES-256-GCM).  Only those files include it: it brings in
+ *    OpenSSL's low-level AES and GCM interfaces.
  *
  *    A cached key lives in one slot of a region that dek.c maps, locks
  *    (mlock) and keeps out of core dumps (MADV_DONTDUMP): the AES key
