@@ -8,11 +8,13 @@
  *    (identity.c), log redaction (redact.c).  Also: the request body
  *    writer (request.c), the response reader and the one mapping from
  *    outcomes to SQLSTATEs (envelope.c, the only file that parses Vault
- *    JSON), authentication (auth.c) and the engines (transit.c, kv.c,
- *    sys.c, creds.c for database credentials and leases), the
- *    encrypted-column helpers (columns.c) and envelope encryption (dek.c
- *    and dek_catalog.c for data keys, aead.c for the local AES-GCM; their
- *    shared header dek.h brings in OpenSSL and is included by those only).
+ *    JSON), authentication (auth.c, over auth_shared.c and approle.c,
+ *    which share auth.h) and the engines (transit.c, kv.c, sys.c, creds.c
+ *    for database credentials and leases), the encrypted-column helpers
+ *    (columns.c) and envelope encryption (dek.c, dek_catalog.c and
+ *    dek_admin.c for data keys, aead.c for the local AES-GCM; their shared
+ *    header dek.h brings in OpenSSL and is included by those only).
+ *    test/ext_layout.sh checks that no two files call each other.
  *
  *    This header includes neither curl nor jansson, so that files which
  *    need utils/builtins.h (whose json_object clashes with jansson's) can
