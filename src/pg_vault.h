@@ -10,8 +10,9 @@
  *    outcomes to SQLSTATEs (envelope.c, the only file that parses Vault
  *    JSON), authentication (auth.c, over auth_shared.c and approle.c,
  *    which share auth.h) and the engines (transit.c, kv.c, sys.c, creds.c
- *    for database credentials and leases), the encrypted-column helpers
- *    (columns.c) and envelope encryption (dek.c, dek_catalog.c and
+ *    for database credentials and leases), the encrypted columns
+ *    (columns.c over columns_bulk.c and columns_rows.c, which share
+ *    columns.h) and envelope encryption (dek.c, dek_catalog.c and
  *    dek_admin.c for data keys, aead.c for the local AES-GCM; their shared
  *    header dek.h brings in OpenSSL and is included by those only).
  *    test/ext_layout.sh checks that no two files call each other.
