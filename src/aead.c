@@ -401,6 +401,32 @@ envelope_batch(ArrayType *input, text *key, ArrayType *contexts,
 	return construct_md_array(out, nulls, 1, dims, lbs, result_type, -1, false, TYPALIGN_INT);
 }
 
+/*
+ * The C interface for other areas (the column trigger): n text values, no
+ * NULL, in envelope form under key's data key, without an array built and
+ * taken apart on the way.  Values may be toasted; results in input order.
+ */
+Datum *
+vault_envelope_encrypt_values(const Datum *values, int n, const char *key)
+{
+	Datum	   *out = palloc(sizeof(Datum) * Max(n, 1));
+	int			keylen = (int) strlen(key);
+
+	for (int i = 0; i < n; i++)
+	{
+		struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[i]));
+
+		out[i] = PointerGetDatum(envelope_encrypt(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v),
+												  key, keylen, NULL, 0));
+		if (PointerGetDatum(v) != values[i])
+		{
+			explicit_bzero(v, VARSIZE_ANY(v));
+			pfree(v);
+		}
+	}
+	return out;
+}
+
 /* SQL function: vault_envelope_encrypt_batch(plaintexts text[]|bytea[], key text, contexts text[]) */
 PG_FUNCTION_INFO_V1(pg_vault_envelope_encrypt_batch);
 Datum

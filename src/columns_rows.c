@@ -15,7 +15,6 @@
 #include "miscadmin.h"
 #include "parser/parse_func.h"
 #include "utils/acl.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -104,44 +103,6 @@ columns_error_context(void *arg)
 			   a->tgname, a->relname, a->key);
 }
 
-/* A transit batch function of transit.c called with (values, key, third). */
-static ArrayType *
-call_batch(PGFunction fn, ArrayType *values, const char *key, const char *third)
-{
-	LOCAL_FCINFO(fc, 3);
-	Datum		result;
-
-	InitFunctionCallInfoData(*fc, NULL, 3, InvalidOid, NULL, NULL);
-	fc->args[0].value = PointerGetDatum(values);
-	fc->args[0].isnull = false;
-	fc->args[1].value = CStringGetTextDatum(key);
-	fc->args[1].isnull = false;
-	fc->args[2].value = third ? CStringGetTextDatum(third) : (Datum) 0;
-	fc->args[2].isnull = third == NULL;
-	result = fn(fc);
-	if (fc->isnull)
-		elog(ERROR, "transit batch function returned NULL");
-	return DatumGetArrayTypeP(result);
-}
-
-/* The text elements of a batch result, which has as many as were sent. */
-static Datum *
-batch_results(ArrayType *arr, int expected)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	int			i;
-
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	if (n != expected)
-		elog(ERROR, "transit batch returned %d results for %d values", n, expected);
-	for (i = 0; i < n; i++)
-		if (nulls[i])
-			elog(ERROR, "transit batch returned NULL for a value");
-	return elems;
-}
-
 /*
  * The trigger acts for the role that writes the row, and does for it only
  * what that role could do itself: encrypt if it may call vault_encrypt, fill
@@ -193,12 +154,6 @@ check_privileges(ColumnsConfig *cfg, bool envelope, bool hmac)
 		require_execute(cfg->hmac_fn, "vault_hmac", "vault_hasher", "computes blind indexes");
 }
 
-static void
-wipe_array(ArrayType *arr)
-{
-	explicit_bzero(ARR_DATA_PTR(arr), ARR_SIZE(arr) - ARR_DATA_OFFSET(arr));
-}
-
 /*
  * Encrypts the plaintexts of n rows in place: rows[i] is replaced by a new
  * tuple when anything changed.  Per key, one encrypt batch and, for blind
@@ -244,7 +199,6 @@ vault_columns_encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, in
 		int			nh = 0;
 		int			p;
 		int			m;
-		ArrayType  *in;
 		Datum	   *cts;
 		Datum	   *macs = NULL;
 
@@ -285,27 +239,19 @@ vault_columns_encrypt_rows(ColumnsConfig *cfg, Relation rel, HeapTuple *rows, in
 
 		/* before any request: nothing is sent for a role that may not */
 		check_privileges(cfg, envelope, nh > 0);
-		in = construct_array(plain, np, TEXTOID, -1, false, TYPALIGN_INT);
-		cts = batch_results(call_batch(envelope ? pg_vault_envelope_encrypt_batch : pg_vault_encrypt_batch,
-									   in, cfg->keys[k], NULL), np);
+		cts = envelope ? vault_envelope_encrypt_values(plain, np, cfg->keys[k]) :
+			vault_transit_encrypt_values(plain, np, cfg->keys[k]);
 		if (nh > 0)
 		{
-			ArrayType  *hin;
 			Datum	   *hplain = palloc(sizeof(Datum) * nh);
 			int			h = 0;
 
 			for (p = 0; p < np; p++)
 				if (cfg->cols[plain_col[p]].hmac_attnum != InvalidAttrNumber)
 					hplain[h++] = plain[p];
-			hin = construct_array(hplain, nh, TEXTOID, -1, false, TYPALIGN_INT);
-			macs = batch_results(call_batch(pg_vault_hmac_batch, hin, cfg->keys[k],
-											HMAC_ALGORITHM), nh);
-			wipe_array(hin);
-			pfree(hin);
+			macs = vault_transit_hmac_values(hplain, nh, cfg->keys[k], HMAC_ALGORITHM);
 			pfree(hplain);
 		}
-		wipe_array(in);
-		pfree(in);
 
 		for (p = 0, m = 0; p < np; p++)
 		{

@@ -346,11 +346,15 @@ extern char *vault_kv_mount;
 /* Installs the executor and utility hooks that let bulk writes batch. */
 extern void vault_columns_init(void);
 
-/* SQL functions of transit.c that the column trigger calls directly. */
-extern Datum pg_vault_encrypt_batch(PG_FUNCTION_ARGS);
-extern Datum pg_vault_hmac_batch(PG_FUNCTION_ARGS);
-/* ... and of aead.c, for columns declared !envelope */
-extern Datum pg_vault_envelope_encrypt_batch(PG_FUNCTION_ARGS);
+/*
+ * What the column trigger encrypts with (transit.c, and aead.c for columns
+ * declared !envelope): n text values, no NULL, as the batch forms do it;
+ * the results are text datums in input order.
+ */
+extern Datum *vault_transit_encrypt_values(const Datum *values, int n, const char *key);
+extern Datum *vault_transit_hmac_values(const Datum *values, int n, const char *key,
+										const char *algorithm);
+extern Datum *vault_envelope_encrypt_values(const Datum *values, int n, const char *key);
 
 /* ---- envelope encryption (dek.c, dek_catalog.c: data keys; aead.c: pgv1: values) ---- */
 

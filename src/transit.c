@@ -398,43 +398,31 @@ vault_batch_args(ArrayType *input, ArrayType *contexts, Datum **elems,
 }
 
 /*
- * An array through a transit operation, vault.batch_size items per request,
- * up to vault.batch_parallel requests at once.  contexts, when given, has
- * one context (or NULL) per input element.
+ * nelems values (untoasted varlenas; NULL where nulls says) through a
+ * transit operation, vault.batch_size items per request, up to
+ * vault.batch_parallel requests at once; the results in input order, NULL
+ * where the input was.  ctx_elems, when given, has one context (or NULL)
+ * per value.  lbound numbers the values in error messages.
  */
-static ArrayType *
-transit_batch(TransitOp top, ArrayType *input, const char *key,
-			  ArrayType *contexts, const char *algorithm, bool result_bytea)
+static Datum *
+transit_batch_values(TransitOp top, Datum *elems, bool *nulls, int nelems,
+					 Datum *ctx_elems, bool *ctx_nulls, int lbound,
+					 const char *key, const char *algorithm, bool result_bytea)
 {
 	const TransitOpInfo *info = &transit_ops[top];
 	VaultOp		op = {info->what, key};
-	int			lbound;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			nelems;
-	Datum	   *ctx_elems;
-	bool	   *ctx_nulls;
 	Datum	   *out;
-	bool	   *out_nulls;
 	char	   *path;
 	MemoryContext chunk_cxt;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	int			next = 0;
-	int			dims[1];
-	int			lbs[1];
-	Oid			result_type = result_bytea ? BYTEAOID : TEXTOID;
 	int			parallel = Min(vault_batch_parallel, VAULT_MAX_PARALLEL);
 	BatchChunk	chunks[VAULT_MAX_PARALLEL];
 	int			flags = VAULT_RETRY_IDEMPOTENT | VAULT_SECRET_BODY |
 		VAULT_KIND(transit_kinds[top]);
 
-	lbound = vault_batch_args(input, contexts, &elems, &nulls, &nelems,
-							  &ctx_elems, &ctx_nulls);
-
 	path = key_path(info->verb, key, NULL);
 	out = palloc0(sizeof(Datum) * Max(nelems, 1));
-	out_nulls = palloc(sizeof(bool) * Max(nelems, 1));
-	memcpy(out_nulls, nulls, sizeof(bool) * nelems);
 	/* no more requests than the input fills */
 	parallel = Max(1, Min(parallel, nelems / Max(vault_batch_items(), 1) + 1));
 	for (int c = 0; c < parallel; c++)
@@ -488,14 +476,82 @@ transit_batch(TransitOp top, ArrayType *input, const char *key,
 	}
 	MemoryContextSwitchTo(caller_cxt);
 	MemoryContextDelete(chunk_cxt);
+	return out;
+}
 
+/*
+ * An array through a transit operation (transit_batch_values), an array of
+ * the results with the input's bounds and NULLs.  contexts, when given, has
+ * one context (or NULL) per input element.
+ */
+static ArrayType *
+transit_batch(TransitOp top, ArrayType *input, const char *key,
+			  ArrayType *contexts, const char *algorithm, bool result_bytea)
+{
+	int			lbound;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	Datum	   *ctx_elems;
+	bool	   *ctx_nulls;
+	Datum	   *out;
+	int			dims[1];
+	int			lbs[1];
+	Oid			result_type = result_bytea ? BYTEAOID : TEXTOID;
+
+	lbound = vault_batch_args(input, contexts, &elems, &nulls, &nelems,
+							  &ctx_elems, &ctx_nulls);
+	out = transit_batch_values(top, elems, nulls, nelems, ctx_elems, ctx_nulls,
+							   lbound, key, algorithm, result_bytea);
 	if (nelems == 0)
 		return construct_empty_array(result_type);
-
 	dims[0] = nelems;
 	lbs[0] = lbound;
-	return construct_md_array(out, out_nulls, 1, dims, lbs, result_type,
+	return construct_md_array(out, nulls, 1, dims, lbs, result_type,
 							  -1, false, TYPALIGN_INT);
+}
+
+/*
+ * The C interface for other areas (the column trigger): n text values, no
+ * NULL, encrypted (or HMACed) under key as the batch forms do it, without
+ * an array built and taken apart on the way.  Values may be toasted; the
+ * results are text, in input order.
+ */
+static Datum *
+transit_values(TransitOp top, const Datum *values, int n, const char *key,
+			   const char *algorithm)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc0(sizeof(bool) * Max(n, 1));
+	Datum	   *out;
+
+	for (int i = 0; i < n; i++)
+		elems[i] = PointerGetDatum(pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[i])));
+	out = transit_batch_values(top, elems, nulls, n, NULL, NULL, 1, key,
+							   algorithm, false);
+	/* copies of plaintexts the detoasting made */
+	for (int i = 0; i < n; i++)
+		if (elems[i] != values[i])
+		{
+			explicit_bzero(DatumGetPointer(elems[i]), VARSIZE_ANY(DatumGetPointer(elems[i])));
+			pfree(DatumGetPointer(elems[i]));
+		}
+	pfree(elems);
+	pfree(nulls);
+	return out;
+}
+
+Datum *
+vault_transit_encrypt_values(const Datum *values, int n, const char *key)
+{
+	return transit_values(T_ENCRYPT, values, n, key, NULL);
+}
+
+Datum *
+vault_transit_hmac_values(const Datum *values, int n, const char *key,
+						  const char *algorithm)
+{
+	return transit_values(T_HMAC, values, n, key, algorithm);
 }
 
 /* ---- SQL functions ---- */

@@ -149,6 +149,26 @@ expect "the 80 rows decrypt, with their blind indexes" "80|80" \
 	      FROM enc WHERE id > 30000000")"
 q "DELETE FROM enc WHERE id > 30000000" >/dev/null
 
+# ---- plaintexts stored out of line (TOAST) before the trigger existed ----
+# An UPDATE of another column hands the trigger the stored values as TOAST
+# pointers: they are encrypted (Transit with a blind index, and envelope)
+# like any other plaintext.
+long="(SELECT string_agg(md5(g::text || '-' || i::text), '') FROM generate_series(1, 300) i)"
+q "CREATE TABLE toasty (id int PRIMARY KEY, c text, c_hmac text, e text, n int DEFAULT 0)" \
+	"INSERT INTO toasty (id, c, e) SELECT g, $long, 'e' || $long FROM generate_series(1, 3) g" >/dev/null
+toast=$(q "SELECT reltoastrelid::regclass FROM pg_class WHERE oid = 'toasty'::regclass")
+expect "... stored out of line: 6 values in the TOAST table" 6 \
+	"$(q "SELECT count(DISTINCT chunk_id) FROM $toast")"
+want=$(q "SELECT md5(string_agg(c || e || md5(c), ',' ORDER BY id)) FROM toasty")
+q "CREATE TRIGGER a_vault_encrypt BEFORE INSERT OR UPDATE ON toasty FOR EACH ROW
+	EXECUTE FUNCTION vault_encrypt_columns('$KEY', 'c:c_hmac', 'e!envelope')" >/dev/null
+got=$(q "UPDATE toasty SET n = n + 1")
+expect "an UPDATE of another column encrypts the out-of-line plaintexts" "3|3|$want" \
+	"$(q "SELECT count(*) FILTER (WHERE vault_is_ciphertext(c)), count(*) FILTER (WHERE e LIKE 'pgv1:%'),
+	             md5(string_agg(vault_decrypt(c, '$KEY') || vault_envelope_decrypt(e) || md5(vault_decrypt(c, '$KEY')), ',' ORDER BY id))
+	      FROM toasty WHERE c_hmac = vault_hmac(vault_decrypt(c, '$KEY'), '$KEY')")"
+q "DROP TABLE toasty" >/dev/null
+
 # ---- updates of other columns: ciphertexts untouched, no request ----
 before=$(q "SELECT md5(string_agg(c || c_hmac, ',' ORDER BY id)) FROM enc")
 [ "$HAVE_AUDIT" = 1 ] && r0=$(requests)
