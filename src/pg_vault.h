@@ -2,8 +2,9 @@
  * pg_vault.h
  *    Interfaces between the areas of the pg_vault extension.  The data path
  *    runs one way: SQL function -> area -> requests with authentication
- *    (client.c) -> the token (auth.c) -> the HTTP client (http.c, the only
- *    file that includes curl); answers go to envelope.c.  Beside them:
+ *    (client.c) -> the token (auth.c) -> the HTTP client (http.c over
+ *    http_conn.c, with http_many.c for parallel rounds, sharing http.h:
+ *    the only files that include curl); answers go to envelope.c.  Beside them:
  *    statistics and breaker state (stat.c), the caller's identity headers
  *    (identity.c), log redaction (redact.c).  Also: the request body
  *    writer (request.c), the response reader and the one mapping from
@@ -31,7 +32,7 @@
 
 #include "compat.h"
 
-/* ---- HTTP client (http.c) ---- */
+/* ---- HTTP client (http.c, http_many.c, http_conn.c) ---- */
 
 typedef enum VaultMethod
 {
